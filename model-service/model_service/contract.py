@@ -67,7 +67,8 @@ LABEL_CLASS: Final = "class"
 """Predicted class on :data:`PREDICTIONS`."""
 
 LABEL_PREDICTED_CLASS: Final = "predicted_class"
-"""Class the model predicted, on :data:`FEEDBACK`; with :data:`LABEL_ACTUAL_CLASS` forms a confusion matrix."""
+"""Class the model predicted, on :data:`FEEDBACK`; with :data:`LABEL_ACTUAL_CLASS` it forms a confusion
+matrix."""
 
 LABEL_ACTUAL_CLASS: Final = "actual_class"
 """Ground-truth class reported by feedback, on :data:`FEEDBACK`."""
@@ -214,8 +215,13 @@ class MetricSpec:
 
     @property
     def family(self) -> str:
-        """Name without the ``_total`` suffix, as prometheus-client constructors and OpenMetrics expect."""
-        return self.name.removesuffix("_total") if self.type == "counter" else self.name
+        """Name as prometheus-client constructors and OpenMetrics families take it: without ``_total``
+        for a counter and without ``_info`` for an info metric (the library appends the suffix)."""
+        if self.type == "counter":
+            return self.name.removesuffix("_total")
+        if self.type == "info":
+            return self.name.removesuffix("_info")
+        return self.name
 
 
 # Interface layer -----------------------------------------------------------------------------------------
@@ -451,7 +457,9 @@ ENV_LATENCY_SLO_THRESHOLDS_SECONDS: Final = "MODEL_LATENCY_SLO_THRESHOLDS_SECOND
 :func:`format_latency_thresholds` from the same numbers the SLO rules use, so the two cannot disagree."""
 
 
-def latency_buckets(thresholds: Iterable[float] = DEFAULT_LATENCY_SLO_THRESHOLDS_SECONDS) -> tuple[float, ...]:
+def latency_buckets(
+    thresholds: Iterable[float] = DEFAULT_LATENCY_SLO_THRESHOLDS_SECONDS,
+) -> tuple[float, ...]:
     """Return the request-duration bucket bounds: the base bounds merged with every SLO threshold.
 
     >>> latency_buckets([0.02])[:6]
@@ -544,7 +552,9 @@ def bin_index(edges: Sequence[float], value: float) -> int:
     return bisect_right(edges, value)
 
 
-def drift_series_count(n_features: int, n_prediction_bins: int, bin_count: int = DEFAULT_DRIFT_BIN_COUNT) -> int:
+def drift_series_count(
+    n_features: int, n_prediction_bins: int, bin_count: int = DEFAULT_DRIFT_BIN_COUNT
+) -> int:
     """Return how many drift series (counters plus reference gauges) one replica exposes.
 
     Assumes every numeric feature has ``bin_count`` bins (no tied edges).
