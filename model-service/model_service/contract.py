@@ -484,12 +484,21 @@ def format_latency_thresholds(thresholds: Iterable[float]) -> str:
 def format_le(bound: float) -> str:
     """Render a bucket bound as prometheus-client writes the ``le`` label, for exact selectors in rules.
 
-    >>> format_le(0.1), format_le(1.0), format_le(float("inf"))
-    ('0.1', '1.0', '+Inf')
+    Like Go's Prometheus clients, it switches to exponent notation from 10**7 on (prometheus-client's
+    ``floatToGoString``), so selectors must not be built with ``str()``.
+
+    >>> format_le(0.1), format_le(1.0), format_le(1048576), format_le(float("inf"))
+    ('0.1', '1.0', '1.048576e+06', '+Inf')
     """
-    if math.isinf(bound):
-        return "+Inf"
-    return repr(float(bound))
+    value = float(bound)
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    text = repr(value)
+    dot = text.find(".")
+    if value > 0 and dot > 6:
+        mantissa = f"{text[0]}.{text[1:dot]}{text[dot + 1 :]}".rstrip("0.")
+        return f"{mantissa}e+{dot - 1:02d}"
+    return text
 
 
 # --------------------------------------------------------------------------------------------------------
