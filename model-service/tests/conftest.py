@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from service_helpers import SIGNING_KEY
+from service_helpers import SIGNING_KEY, running_server
 from starlette.testclient import TestClient
 
 from model_service.app import create_app
@@ -61,3 +61,10 @@ def make_client(make_settings: Callable[..., Settings]) -> Iterator[Callable[...
 @pytest.fixture
 def client(make_client: Callable[..., TestClient]) -> TestClient:
     return make_client()
+
+
+@pytest.fixture
+def server(make_settings: Callable[..., Settings]) -> Iterator[str]:
+    """A real uvicorn server on 127.0.0.1 (ephemeral port) serving a fresh app; yields its base URL."""
+    with running_server(create_app(make_settings(), load="background")) as url:
+        yield url
