@@ -1,0 +1,69 @@
+"""A small Dockerfile reader for the tests: instructions grouped by build stage.
+
+Enough for this project's Dockerfile (line continuations, comments, ``KEY=VALUE`` ENV forms, JSON
+CMD); not a general parser.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DOCKERFILE = Path(__file__).resolve().parents[1] / "Dockerfile"
+
+
+@dataclass
+class Stage:
+    base: str
+    name: str | None
+    instructions: list[tuple[str, str]] = field(default_factory=list)
+
+    def arguments(self, keyword: str) -> list[str]:
+        return [args for key, args in self.instructions if key == keyword]
+
+    def env(self) -> dict[str, str]:
+        values: dict[str, str] = {}
+        for args in self.arguments("ENV"):
+            for item in shlex.split(args):
+                key, _, value = item.partition("=")
+                values[key] = value
+        return values
+
+    def cmd(self) -> list[str]:
+        return list(json.loads(self.arguments("CMD")[-1]))
+
+
+def instructions(path: Path = DOCKERFILE) -> list[tuple[str, str]]:
+    """Instructions as (KEYWORD, arguments), continuation lines joined and comments dropped."""
+    logical: list[str] = []
+    pending = ""
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        logical.append(pending + line)
+        pending = ""
+    result = []
+    for line in logical:
+        keyword, _, args = line.partition(" ")
+        result.append((keyword.upper(), re.sub(r"\s+", " ", args).strip()))
+    return result
+
+
+def stages(path: Path = DOCKERFILE) -> list[Stage]:
+    """Build stages in order; instructions before the first FROM (ARG) are ignored."""
+    result: list[Stage] = []
+    for keyword, args in instructions(path):
+        if keyword == "FROM":
+            parts = args.split()
+            name = parts[2] if len(parts) >= 3 and parts[1].upper() == "AS" else None
+            result.append(Stage(base=parts[0], name=name))
+        elif result:
+            result[-1].instructions.append((keyword, args))
+    return result
