@@ -1,0 +1,1 @@
+"""One module per cluster kind; ``components.cluster.create_cluster`` picks the one a stack needs."""

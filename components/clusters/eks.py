@@ -1,0 +1,134 @@
+"""Amazon EKS through pulumi-eks: managed nodes, the EBS CSI driver, and a gp3 StorageClass.
+
+Prometheus keeps its data on a PersistentVolume; on EKS that needs the EBS CSI driver (an add-on with an IAM
+role for its service account) and a StorageClass that provisions gp3 volumes. The class is created here, and
+its name exported, so that the monitoring stack's volumes use it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_eks as eks
+import pulumi_kubernetes as k8s
+
+from components.cluster import Cluster
+from components.config import EksClusterConfig
+
+_NODE_POLICIES = (
+    "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
+    "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
+    "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
+)
+_EBS_CSI_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
+_EBS_CSI_SERVICE_ACCOUNT = "system:serviceaccount:kube-system:ebs-csi-controller-sa"
+GP3_STORAGE_CLASS = "gp3"
+
+
+class EksCluster(Cluster):
+    """An EKS cluster in ``cluster.region`` with a managed node group and a ``gp3`` StorageClass.
+
+    Creates an AWS provider for the region, the node role, ``eks:index:Cluster`` (API authentication, an OIDC
+    provider for service-account roles), ``eks:index:ManagedNodeGroup``, the ``aws-ebs-csi-driver`` add-on with
+    its role, and the StorageClass. The kubeconfig runs ``aws eks get-token``: the AWS CLI must be on PATH.
+    """
+
+    TYPE = "mlobs:cluster:EksCluster"
+
+    def __init__(self, name: str, config: EksClusterConfig, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(self.TYPE, name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        aws_provider = aws.Provider(f"{name}-aws", region=config.region, opts=child)
+        on_aws = pulumi.ResourceOptions(parent=self, provider=aws_provider)
+        protected = pulumi.ResourceOptions(parent=self, provider=aws_provider, protect=config.protect)
+
+        node_role = aws.iam.Role(
+            f"{name}-node-role",
+            assume_role_policy=json.dumps(_assume_role({"Service": "ec2.amazonaws.com"})),
+            opts=on_aws,
+        )
+        node_policies = [
+            aws.iam.RolePolicyAttachment(
+                f"{name}-node-{policy.rsplit('/', 1)[-1].lower()}", role=node_role.name, policy_arn=policy, opts=on_aws
+            )
+            for policy in _NODE_POLICIES
+        ]
+
+        eks_name = f"mlobs-{pulumi.get_stack()}"
+        cluster = eks.Cluster(
+            f"{name}-eks",
+            name=eks_name,
+            version=config.kubernetes_version,
+            authentication_mode=eks.AuthenticationMode.API,
+            skip_default_node_group=True,
+            create_oidc_provider=True,
+            vpc_id=config.vpc_id,
+            subnet_ids=list(config.subnet_ids) or None,
+            opts=pulumi.ResourceOptions(parent=self, providers={"aws": aws_provider}, protect=config.protect),
+        )
+        node_group = eks.ManagedNodeGroup(
+            f"{name}-nodes",
+            cluster=cluster,
+            node_role=node_role,
+            instance_types=[config.instance_type],
+            scaling_config={
+                "desired_size": config.node_count,
+                "min_size": config.min_nodes,
+                "max_size": config.max_nodes,
+            },
+            opts=pulumi.ResourceOptions.merge(protected, pulumi.ResourceOptions(depends_on=node_policies)),
+        )
+
+        ebs_role = aws.iam.Role(
+            f"{name}-ebs-csi-role",
+            assume_role_policy=pulumi.Output.all(cluster.oidc_provider_arn, cluster.oidc_issuer).apply(
+                lambda arn_issuer: json.dumps(
+                    _assume_role(
+                        {"Federated": arn_issuer[0]},
+                        action="sts:AssumeRoleWithWebIdentity",
+                        condition={"StringEquals": {f"{arn_issuer[1]}:sub": _EBS_CSI_SERVICE_ACCOUNT}},
+                    )
+                )
+            ),
+            opts=on_aws,
+        )
+        ebs_policy = aws.iam.RolePolicyAttachment(
+            f"{name}-ebs-csi-policy", role=ebs_role.name, policy_arn=_EBS_CSI_POLICY, opts=on_aws
+        )
+        ebs_addon = aws.eks.Addon(
+            f"{name}-ebs-csi",
+            cluster_name=eks_name,
+            addon_name="aws-ebs-csi-driver",
+            service_account_role_arn=ebs_role.arn,
+            opts=pulumi.ResourceOptions.merge(
+                on_aws, pulumi.ResourceOptions(depends_on=[cluster, node_group, ebs_policy])
+            ),
+        )
+
+        self.kind = "eks"
+        self.cluster_name = pulumi.Output.from_input(eks_name)
+        self.kubeconfig = pulumi.Output.secret(cluster.kubeconfig_json)
+        self.kubernetes_version = config.kubernetes_version
+        self.control_plane_metrics = config.control_plane_metrics
+        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, opts=child)
+        gp3 = k8s.storage.v1.StorageClass(
+            f"{name}-gp3",
+            metadata={"name": GP3_STORAGE_CLASS},
+            provisioner="ebs.csi.aws.com",
+            parameters={"type": "gp3", "fsType": "ext4", "encrypted": "true"},
+            volume_binding_mode="WaitForFirstConsumer",
+            allow_volume_expansion=True,
+            reclaim_policy="Delete",
+            opts=pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[ebs_addon]),
+        )
+        self.default_storage_class = gp3.metadata.apply(lambda metadata: metadata.name)
+        self._register()
+
+
+def _assume_role(principal: dict[str, str], action: str = "sts:AssumeRole", condition: dict | None = None) -> dict:
+    statement: dict = {"Effect": "Allow", "Principal": principal, "Action": action}
+    if condition:
+        statement["Condition"] = condition
+    return {"Version": "2012-10-17", "Statement": [statement]}

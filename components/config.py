@@ -1,0 +1,377 @@
+"""The stack configuration: typed, validated, with every default in one place.
+
+Each stack file (``stacks/Pulumi.<stack>.yaml``) holds a few structured keys in the project's namespace:
+``cluster``, ``monitoring``, ``alerting`` and ``model``. They are validated here, all at once, before any
+resource is declared, and a bad file fails with one message that lists every problem with its key path, the
+value received and how to fix it. Unknown keys are errors at every level, so that a typo is never silently
+ignored. Defaults live in these models only (not in ``Pulumi.yaml``, not in ``__main__.py``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, Literal
+
+import pulumi
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
+from pydantic.fields import FieldInfo
+
+from components.config_source import RawSetting, read_project_settings
+from components.contracts import PROJECT
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+KUBERNETES_MINOR = r"^1\.[0-9]{2}(\.[0-9]+)?$"
+
+
+class Section(BaseModel):
+    """Base of every config model: camelCase keys as in Pulumi stack files, no unknown keys, immutable."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        validate_default=True,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# cluster: one model per kind, discriminated by `kind`
+# ---------------------------------------------------------------------------------------------------------
+
+KIND_NODE_IMAGE = "kindest/node:v1.34.0@sha256:7416a61b42b1662ca6ca89f02028ac133a309a2a30ba309614e8ec94d976dc5a"
+"""The node image kind v0.30.0 was released with, pinned by digest as kind's release notes require."""
+
+
+class KindClusterConfig(Section):
+    """A kind cluster on the local Docker engine, created and deleted by the stack."""
+
+    kind: Literal["kind"]
+    name: str | None = Field(
+        None,
+        pattern=DNS_LABEL,
+        max_length=40,
+        description="kind cluster name; defaults to 'mlobs-<stack>'.",
+        examples=["mlobs-local"],
+    )
+    node_image: str = Field(
+        KIND_NODE_IMAGE,
+        pattern=r"^[^\s:]+:v1\.[0-9]+\.[0-9]+(@sha256:[0-9a-f]{64})?$",
+        description="kindest/node image, pinned by tag (and digest); its tag sets the Kubernetes version.",
+        examples=[KIND_NODE_IMAGE],
+    )
+    workers: int = Field(0, ge=0, le=4, description="Worker nodes beside the control plane.", examples=[1])
+    grafana_host_port: int = Field(
+        3000,
+        ge=1024,
+        le=65535,
+        description="Host port mapped to Grafana's NodePort, so Grafana is at http://localhost:<port>.",
+        examples=[3000],
+    )
+
+    @property
+    def kubernetes_version(self) -> str:
+        """Kubernetes version of the node image (``kindest/node:v1.34.0@…`` → ``1.34.0``)."""
+        match = re.search(r":v(1\.[0-9]+\.[0-9]+)", self.node_image)
+        assert match is not None  # guaranteed by the field's pattern
+        return match.group(1)
+
+    @property
+    def default_storage_class(self) -> str | None:
+        return "standard"  # kind's local-path provisioner
+
+    @property
+    def control_plane_metrics(self) -> bool:
+        return True  # the kind config the cluster component writes exposes them
+
+
+class ExistingClusterConfig(Section):
+    """A cluster you already have, reached through a kubeconfig file and context."""
+
+    kind: Literal["existing"]
+    kubeconfig: str = Field(
+        "~/.kube/config", min_length=1, description="Path of the kubeconfig file.", examples=["~/.kube/config"]
+    )
+    context: str = Field(min_length=1, description="Context of that kubeconfig to use.", examples=["prod-eu"])
+    kubernetes_version: str = Field(
+        pattern=KUBERNETES_MINOR,
+        description="The cluster's Kubernetes version (`kubectl version`), used to render and validate objects.",
+        examples=["1.34"],
+    )
+    storage_class: str | None = Field(
+        None,
+        pattern=DNS_LABEL,
+        description="StorageClass for Prometheus' volume; unset uses the cluster's default class.",
+        examples=["gp3"],
+    )
+    control_plane_metrics: bool = Field(
+        False,
+        description="Scrape controller-manager, scheduler and etcd: only if the cluster exposes their metrics.",
+        examples=[True],
+    )
+
+    @property
+    def default_storage_class(self) -> str | None:
+        return self.storage_class
+
+
+class _CloudCluster(Section):
+    kubernetes_version: str = Field("1.34", pattern=KUBERNETES_MINOR, examples=["1.34"])
+    node_count: int = Field(2, ge=1, le=100, description="Nodes the node pool starts with.", examples=[3])
+    min_nodes: int = Field(1, ge=1, le=100, description="Autoscaling lower bound.", examples=[1])
+    max_nodes: int = Field(4, ge=1, le=100, description="Autoscaling upper bound.", examples=[6])
+    protect: bool = Field(
+        True, description="Protect the cluster from `pulumi destroy`; set false for throwaway stacks.",
+        examples=[False],
+    )
+
+    @model_validator(mode="after")
+    def _node_bounds(self) -> _CloudCluster:
+        if not self.min_nodes <= self.node_count <= self.max_nodes:
+            raise ValueError(
+                f"nodeCount must lie between minNodes and maxNodes (got minNodes={self.min_nodes}, "
+                f"nodeCount={self.node_count}, maxNodes={self.max_nodes})"
+            )
+        return self
+
+    @property
+    def control_plane_metrics(self) -> bool:
+        return False  # managed control planes do not expose controller-manager, scheduler or etcd metrics
+
+
+class EksClusterConfig(_CloudCluster):
+    """Amazon EKS through pulumi-eks: a managed node group, the EBS CSI driver and a gp3 StorageClass."""
+
+    kind: Literal["eks"]
+    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$", examples=["eu-west-1"])
+    instance_type: str = Field("t3.large", min_length=1, examples=["m6i.large"])
+    vpc_id: str | None = Field(
+        None, pattern=r"^vpc-[0-9a-f]+$", description="VPC to use; unset uses the account's default VPC.",
+        examples=["vpc-0123456789abcdef0"],
+    )
+    subnet_ids: tuple[str, ...] = Field(
+        (), description="Subnets for the cluster and nodes (with vpcId).", examples=[["subnet-0123456789abcdef0"]]
+    )
+
+    @property
+    def default_storage_class(self) -> str | None:
+        return "gp3"  # created by the EKS cluster component
+
+
+class AksClusterConfig(_CloudCluster):
+    """Azure AKS through pulumi-azure-native, in a resource group of its own."""
+
+    kind: Literal["aks"]
+    location: str = Field(pattern=r"^[a-z0-9]+$", examples=["westeurope"])
+    vm_size: str = Field("Standard_D4s_v5", min_length=1, examples=["Standard_D4s_v5"])
+    resource_group_name: str | None = Field(
+        None, description="Resource group to create; defaults to 'mlobs-<stack>'.", examples=["mlobs-aks"]
+    )
+
+    @property
+    def default_storage_class(self) -> str | None:
+        return "managed-csi"
+
+
+class GkeClusterConfig(_CloudCluster):
+    """Google GKE Standard through pulumi-gcp, with a separately managed node pool."""
+
+    kind: Literal["gke"]
+    project: str | None = Field(
+        None,
+        pattern=r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$",
+        description="GCP project; unset uses the credentials' project (gcloud config, GOOGLE_CLOUD_PROJECT).",
+        examples=["my-gcp-project"],
+    )
+    location: str = Field(
+        pattern=r"^[a-z]+-[a-z]+[0-9](-[a-z])?$",
+        description="A zone (zonal cluster) or a region (regional cluster: nodeCount is per zone).",
+        examples=["europe-west1-b"],
+    )
+    machine_type: str = Field("e2-standard-4", min_length=1, examples=["e2-standard-4"])
+    release_channel: Literal["RAPID", "REGULAR", "STABLE"] = Field("REGULAR", examples=["STABLE"])
+
+    @property
+    def default_storage_class(self) -> str | None:
+        return "standard-rwo"
+
+
+ClusterConfig = Annotated[
+    KindClusterConfig | ExistingClusterConfig | EksClusterConfig | AksClusterConfig | GkeClusterConfig,
+    Field(discriminator="kind"),
+]
+CLUSTER_MODELS: dict[str, type[Section]] = {
+    "kind": KindClusterConfig,
+    "existing": ExistingClusterConfig,
+    "eks": EksClusterConfig,
+    "aks": AksClusterConfig,
+    "gke": GkeClusterConfig,
+}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# monitoring, alerting, model: the releases and the model the later sections of the program declare
+# ---------------------------------------------------------------------------------------------------------
+
+
+class MonitoringConfig(Section):
+    """The kube-prometheus-stack release."""
+
+
+class AlertingConfig(Section):
+    """Alertmanager receivers and routing."""
+
+
+class ModelConfig(Section):
+    """The sample model's deployment and its monitors."""
+
+
+class StackConfig(Section):
+    """Everything a stack file says about the environment."""
+
+    cluster: ClusterConfig
+    monitoring: MonitoringConfig = MonitoringConfig()
+    alerting: AlertingConfig = AlertingConfig()
+    model: ModelConfig = ModelConfig()
+
+
+SECTIONS = tuple(StackConfig.model_fields)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# loading and error reporting
+# ---------------------------------------------------------------------------------------------------------
+
+
+class ConfigError(pulumi.RunError):
+    """Raised once, with every problem of a stack file, before any resource is declared.
+
+    A ``RunError`` so that the CLI prints the message alone, without a Python traceback.
+    """
+
+    def __init__(self, stack_file: str, problems: list[str]) -> None:
+        self.stack_file = stack_file
+        self.problems = problems
+        noun = "setting" if len(problems) == 1 else "settings"
+        super().__init__(f"{stack_file}: {len(problems)} invalid {noun}\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def load_stack_config(project: str | None = None, stack: str | None = None) -> StackConfig:
+    """Read and validate the current stack's configuration, or raise one ``ConfigError`` listing every problem."""
+    project = project or pulumi.get_project()
+    stack = stack or pulumi.get_stack()
+    return validate_settings(read_project_settings(project), project=project, stack=stack)
+
+
+def validate_settings(settings: Mapping[str, RawSetting], *, project: str = PROJECT, stack: str) -> StackConfig:
+    """Validate the raw settings of one stack; pure, so that every rule can be tested without an engine."""
+    stack_file = f"stacks/Pulumi.{stack}.yaml"
+    problems = [
+        _problem(project, key, "unknown setting", setting.value, setting.secret,
+                 f"remove it or correct its name; the settings are {', '.join(SECTIONS)}")
+        for key, setting in sorted(settings.items())
+        if key not in SECTIONS
+    ]
+    document = {key: setting.value for key, setting in settings.items() if key in SECTIONS}
+    secret_sections = {key for key, setting in settings.items() if setting.secret}
+    try:
+        config = StackConfig.model_validate(document)
+    except ValidationError as error:
+        problems += [_describe(project, e, secret_sections) for e in error.errors()]
+        raise ConfigError(stack_file, problems) from None
+    if problems:
+        raise ConfigError(stack_file, problems)
+    return config
+
+
+def _describe(project: str, error: Any, secret_sections: set[str]) -> str:
+    """Turn one pydantic error into ``<project>:<key path>: <problem> (got <value>); <how to fix>``."""
+    location = list(error["loc"])
+    branch = None
+    if location[:1] == ["cluster"] and len(location) > 1 and location[1] in CLUSTER_MODELS:
+        branch = location.pop(1)  # pydantic puts the union branch into the location; the stack file has none
+    path = _key_path(location)
+    kind = error["type"]
+    value = error.get("input")
+    secret = bool(location) and (location[0] in secret_sections or isinstance(value, SecretStr))
+    info = _field_for(location, branch)
+
+    if kind == "missing":
+        return _problem(project, path, "required setting is missing", None, secret,
+                        f"set it: pulumi config set --path '{path}' <value>{_example(info)}", show_value=False)
+    if kind == "extra_forbidden":
+        return _problem(project, path, "unknown setting", value, secret,
+                        f"remove it or correct its name; allowed here: {_allowed_keys(location[:-1], branch)}")
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        tag = error.get("ctx", {}).get("tag")
+        problem = "unknown cluster kind" if kind == "union_tag_invalid" else "cluster kind is missing"
+        return _problem(project, f"{path}.kind", problem, tag, secret,
+                        f"set cluster.kind to one of {', '.join(CLUSTER_MODELS)}",
+                        show_value=kind == "union_tag_invalid")
+    message = error["msg"].removeprefix("Value error, ")
+    if kind == "value_error":  # a check across fields: its message already names the fields and values
+        return f"{project}:{path}: {message}; correct those settings in {path}"
+    hint = f"{info.description} " if info is not None and info.description else ""
+    return _problem(project, path, message, value, secret,
+                    f"{hint}Set a valid value: pulumi config set --path '{path}' <value>{_example(info)}")
+
+
+def _problem(project: str, path: str, problem: str, value: Any, secret: bool, fix: str,
+             *, show_value: bool = True) -> str:
+    got = ""
+    if show_value:
+        got = " (got [secret])" if secret else f" (got {value!r})"
+    return f"{project}:{path}: {problem}{got}; {fix}"
+
+
+def _key_path(location: Iterable[Any]) -> str:
+    """``['cluster', 'subnetIds', 0]`` → ``cluster.subnetIds[0]``, the form ``pulumi config set --path`` takes."""
+    path = ""
+    for part in location:
+        path += f"[{part}]" if isinstance(part, int) else f"{'.' if path else ''}{part}"
+    return path
+
+
+def _model_at(location: list[Any], branch: str | None) -> type[BaseModel] | None:
+    """The config model a key path points into, following the cluster's discriminator."""
+    model: type[BaseModel] | None = StackConfig
+    for part in location:
+        if isinstance(part, int):
+            continue
+        if model is None:
+            return None
+        info = _fields(model).get(part)
+        if info is None:
+            return None
+        if part == "cluster" and model is StackConfig:
+            model = CLUSTER_MODELS.get(branch or "")
+        else:
+            annotation = info.annotation
+            model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return model
+
+
+def _field_for(location: list[Any], branch: str | None) -> FieldInfo | None:
+    if not location or isinstance(location[-1], int):
+        return None
+    parent = _model_at(location[:-1], branch)
+    return _fields(parent).get(location[-1]) if parent is not None else None
+
+
+def _fields(model: type[BaseModel]) -> dict[str, FieldInfo]:
+    """A model's fields by the key a stack file uses (the camelCase alias)."""
+    return {info.alias or name: info for name, info in model.model_fields.items()}
+
+
+def _example(info: FieldInfo | None) -> str:
+    if info is not None and info.examples:
+        return f" (for example {info.examples[0]!r})"
+    return ""
+
+
+def _allowed_keys(location: list[Any], branch: str | None) -> str:
+    model = _model_at(location, branch)
+    if model is None:
+        return "see components/config.py"
+    return ", ".join(_fields(model)) or "none"

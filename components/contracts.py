@@ -1,0 +1,108 @@
+"""Names that two or more resources must agree on, defined once.
+
+A selector label spelled twice is a selector that can silently stop matching: the Prometheus operator skips a
+ServiceMonitor whose labels miss its selector without any error, a Service whose selector misses the pods has
+no endpoints, and Grafana's sidecar ignores a ConfigMap without its label. Every such name lives here (or is
+exported by the component that configures it, as the discovery contract is by ``MonitoringStack``) and is
+derived everywhere else. This module holds constants and small frozen values only, so that anything may
+import it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+PROJECT = "ml-observability"
+"""The Pulumi project name; also the namespace of the project's own config keys (``ml-observability:cluster``)."""
+
+# Kubernetes recommended labels (https://kubernetes.io/docs/concepts/overview/working-with-objects/common-labels/).
+NAME_LABEL = "app.kubernetes.io/name"
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+VERSION_LABEL = "app.kubernetes.io/version"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+PART_OF_LABEL = "app.kubernetes.io/part-of"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+
+
+def selector_labels(name: str, instance: str) -> dict[str, str]:
+    """The labels a Service, a PodDisruptionBudget or a NetworkPolicy selects pods by.
+
+    Only the two labels that never change for the life of a workload: ``version`` is left out, as in
+    kube-prometheus, because a selector that includes it stops matching on the first upgrade.
+
+    >>> selector_labels("churn-model", "churn-model")
+    {'app.kubernetes.io/name': 'churn-model', 'app.kubernetes.io/instance': 'churn-model'}
+    """
+    return {NAME_LABEL: name, INSTANCE_LABEL: instance}
+
+
+def common_labels(name: str, instance: str, component: str, version: str | None = None) -> dict[str, str]:
+    """Selector labels plus the descriptive ones every object of the project carries."""
+    labels = selector_labels(name, instance) | {
+        COMPONENT_LABEL: component,
+        PART_OF_LABEL: PROJECT,
+        MANAGED_BY_LABEL: "pulumi",
+    }
+    if version is not None:
+        labels[VERSION_LABEL] = version
+    return labels
+
+
+class Severity(enum.StrEnum):
+    """The one severity vocabulary of every alert and of Alertmanager's routes.
+
+    The same three words kube-prometheus-stack's own rules use, so that the chart's alerts and the
+    project's are routed by the same tree.
+    """
+
+    CRITICAL = "critical"
+    """Someone is paged now."""
+    WARNING = "warning"
+    """A ticket or a chat message: look during working hours."""
+    INFO = "info"
+    """Recorded and shown, never notified."""
+
+
+SEVERITY_LABEL = "severity"
+"""The alert label Alertmanager routes on."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DiscoveryContract:
+    """What a ServiceMonitor, PodMonitor or PrometheusRule must carry for Prometheus to load it.
+
+    Exported by ``MonitoringStack`` from the same values it gives the chart, and taken by ``ModelMonitors``,
+    which never spells these labels itself.
+    """
+
+    labels: Mapping[str, str]
+    """Labels every monitor and rule must carry (the Prometheus selectors' ``matchLabels``)."""
+    namespaces: tuple[str, ...] | None = None
+    """Namespaces Prometheus watches for monitors and rules; ``None`` means every namespace."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DashboardContract:
+    """How a ConfigMap becomes a Grafana dashboard: the sidecar's label and where it searches."""
+
+    label: str
+    """Label key the Grafana dashboard sidecar watches."""
+    label_value: str
+    """Value of that label."""
+    namespaces: tuple[str, ...] | None = None
+    """Namespaces the sidecar searches; ``None`` means every namespace."""
+    folder_annotation: str = "grafana_folder"
+    """Annotation naming the Grafana folder a dashboard lands in."""
+    extra_labels: Mapping[str, str] = field(default_factory=dict)
+    """Other labels to put on the ConfigMap (none are needed for discovery)."""
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """The labels a dashboard ConfigMap must carry."""
+        return {**self.extra_labels, self.label: self.label_value}
+
+
+GRAFANA_NODE_PORT = 30300
+"""NodePort of Grafana's Service on kind; the kind cluster maps a host port (3000 by default) to it."""

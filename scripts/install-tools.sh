@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Builds the command-line tools the test suite drives (helm, promtool/prometheus, amtool/alertmanager)
+# from their published Go modules, at the versions the pinned kube-prometheus-stack chart deploys.
+#
+# Binaries land in "$ML_OBS_TOOLS_DIR/<tool>-<version>/bin" (default ~/.cache/ml-observability/tools),
+# outside the repository, so a version bump builds a new folder and a warm cache costs nothing.
+# Go's module and build caches live beside them and are reused between runs.
+#
+# Usage: scripts/install-tools.sh [helm] [prometheus] [alertmanager]   (no argument: all of them)
+# Prints one line per tool: "<tool> <version> <bin dir> (cached|built in Ns)".
+set -euo pipefail
+
+# Pins, shared with tests/tools.py, which finds the binaries by the same versions.
+# shellcheck source=scripts/tool-versions.env
+source "$(dirname "$0")/tool-versions.env"
+
+TOOLS_DIR="${ML_OBS_TOOLS_DIR:-$HOME/.cache/ml-observability/tools}"
+export GOMODCACHE="${GOMODCACHE_OVERRIDE:-$TOOLS_DIR/go/mod}"
+export GOCACHE="${GOCACHE_OVERRIDE:-$TOOLS_DIR/go/build}"
+export GOFLAGS="-buildvcs=false"
+export CGO_ENABLED=0
+mkdir -p "$TOOLS_DIR"
+
+build() {  # build <name> <version> <ldflags> <package@version>...
+  local name=$1 version=$2 ldflags=$3; shift 3
+  local dest="$TOOLS_DIR/$name-$version/bin"
+  if [[ -f "$dest/.complete" ]]; then
+    echo "$name $version $dest (cached)"
+    return
+  fi
+  rm -rf "$dest"; mkdir -p "$dest"
+  local start=$SECONDS
+  GOBIN="$dest" go install -trimpath -ldflags "$ldflags" "$@"
+  touch "$dest/.complete"
+  echo "$name $version $dest (built in $((SECONDS - start))s)"
+}
+
+want() { [[ $# -eq 0 ]] || [[ " ${SELECTED[*]} " == *" $1 "* ]]; }
+SELECTED=("$@")
+
+if [[ ${#SELECTED[@]} -eq 0 ]] || want helm; then
+  build helm "$HELM_VERSION" \
+    "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+fi
+if [[ ${#SELECTED[@]} -eq 0 ]] || want prometheus; then
+  pv="github.com/prometheus/common/version"
+  build prometheus "$PROMETHEUS_VERSION" \
+    "-s -w -X $pv.Version=${PROMETHEUS_VERSION#v} -X $pv.Branch=HEAD -X $pv.Revision=module-$PROMETHEUS_MODULE_VERSION" \
+    "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_MODULE_VERSION" \
+    "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_MODULE_VERSION"
+fi
+if [[ ${#SELECTED[@]} -eq 0 ]] || want alertmanager; then
+  pv="github.com/prometheus/common/version"
+  build alertmanager "$ALERTMANAGER_VERSION" \
+    "-s -w -X $pv.Version=${ALERTMANAGER_VERSION#v} -X $pv.Branch=HEAD -X $pv.Revision=module-$ALERTMANAGER_VERSION" \
+    "github.com/prometheus/alertmanager/cmd/alertmanager@$ALERTMANAGER_VERSION" \
+    "github.com/prometheus/alertmanager/cmd/amtool@$ALERTMANAGER_VERSION"
+fi

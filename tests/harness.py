@@ -1,0 +1,261 @@
+"""Runs the real ``__main__.py`` under Pulumi mocks, with a real stack file's config, and records the graph.
+
+Every registration is kept with its URN, parent, provider and inputs (camelCase, as the engine sees them),
+so that tests assert on the resource graph after the whole program has run, never inside an early ``apply``
+(where they would see a partial graph or be skipped on unknowns). Mocks fill in only what a provider would
+compute (ids, kubeconfigs, release status); they stand in for the clouds, never for the program.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import runpy
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from google.protobuf import json_format
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+
+from components.contracts import PROJECT
+
+ROOT = Path(__file__).resolve().parents[1]
+STACKS_DIR = ROOT / "stacks"
+FAKE_KUBECONFIG = yaml.safe_dump(
+    {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "mock", "cluster": {"server": "https://127.0.0.1:6443"}}],
+        "contexts": [{"name": "mock", "context": {"cluster": "mock", "user": "mock"}}],
+        "current-context": "mock",
+        "users": [{"name": "mock", "user": {"token": "mock"}}],
+    }
+)
+
+
+def stack_files() -> list[Path]:
+    """Every stack file of the project: a new one is tested without editing the tests."""
+    return sorted(STACKS_DIR.glob("Pulumi.*.yaml"))
+
+
+def stack_name(stack_file: Path) -> str:
+    return stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml")
+
+
+def load_stack_file(stack_file: Path) -> tuple[dict[str, str], list[str]]:
+    """The config map as the CLI passes it to a program: full keys, JSON for maps and lists, strings otherwise.
+
+    Values set with ``--secret`` cannot be decrypted without the CLI, so each becomes a recognisable test value
+    and its key is reported as secret, as the engine would.
+    """
+    document = yaml.safe_load(stack_file.read_text()) or {}
+    config: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, value in (document.get("config") or {}).items():
+        if ":" not in key:
+            key = f"{PROJECT}:{key}"
+        value, secret = _replace_secure(value)
+        if secret:
+            secret_keys.append(key)
+        config[key] = _to_config_string(value)
+    return config, secret_keys
+
+
+def _replace_secure(value: Any) -> tuple[Any, bool]:
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            return "test-secret-value", True
+        pairs = {k: _replace_secure(v) for k, v in value.items()}
+        return {k: v for k, (v, _) in pairs.items()}, any(s for _, s in pairs.values())
+    if isinstance(value, list):
+        items = [_replace_secure(v) for v in value]
+        return [v for v, _ in items], any(s for _, s in items)
+    return value, False
+
+
+def _to_config_string(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@dataclass
+class Registration:
+    """One resource as the engine would see it."""
+
+    urn: str
+    typ: str
+    name: str
+    parent: str
+    provider: str
+    custom: bool
+    inputs: dict[str, Any]
+    dependencies: list[str]
+    protect: bool
+    additional_secret_outputs: list[str]
+
+
+@dataclass
+class ProgramRun:
+    """The graph one run of the program declared, and its stack outputs."""
+
+    stack: str
+    resources: list[Registration]
+    outputs: dict[str, Any] = field(default_factory=dict)
+    invokes: list[str] = field(default_factory=list)
+
+    def by_type(self, typ: str) -> list[Registration]:
+        return [r for r in self.resources if r.typ == typ]
+
+    def one(self, typ: str) -> Registration:
+        found = self.by_type(typ)
+        assert len(found) == 1, f"expected one {typ}, found {[r.name for r in found]}"
+        return found[0]
+
+    def by_urn(self, urn: str) -> Registration:
+        return next(r for r in self.resources if r.urn == urn)
+
+    def kubernetes_objects(self) -> list[Registration]:
+        return [r for r in self.resources if r.custom and r.typ.startswith("kubernetes:")]
+
+    def children_of(self, urn: str) -> list[Registration]:
+        return [r for r in self.resources if r.parent == urn]
+
+    def ancestors(self, registration: Registration) -> Iterator[Registration]:
+        parent = registration.parent
+        while parent:
+            found = [r for r in self.resources if r.urn == parent]
+            if not found:
+                return
+            yield found[0]
+            parent = found[0].parent
+
+
+# Outputs a provider computes and the program reads, by resource type.
+ComputedOutputs = Callable[[pulumi_mocks.MockResourceArgs], dict[str, Any]]
+COMPUTED_OUTPUTS: dict[str, ComputedOutputs] = {
+    "command:local:Command": lambda args: {"stdout": FAKE_KUBECONFIG, "stderr": ""},
+    "eks:index:Cluster": lambda args: {
+        "kubeconfigJson": json.dumps(yaml.safe_load(FAKE_KUBECONFIG)),
+        "oidcProviderArn": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLE",
+        "oidcIssuer": "oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLE",
+    },
+    "gcp:container/cluster:Cluster": lambda args: {
+        "name": args.name,
+        "endpoint": "203.0.113.10",
+        "masterAuth": {"clusterCaCertificate": base64.b64encode(b"mock-ca").decode()},
+    },
+    "azure-native:containerservice:ManagedCluster": lambda args: {"name": args.name},
+    "azure-native:resources:ResourceGroup": lambda args: {"name": args.inputs.get("resourceGroupName", args.name)},
+    "gcp:serviceaccount/account:Account": lambda args: {"email": f"{args.inputs['accountId']}@mock.iam"},
+    "aws:iam/role:Role": lambda args: {"arn": f"arn:aws:iam::123456789012:role/{args.name}", "name": args.name},
+}
+INVOKE_RESULTS: dict[str, Callable[[pulumi_mocks.MockCallArgs], dict[str, Any]]] = {
+    "azure-native:containerservice:listManagedClusterAdminCredentials": lambda args: {
+        "kubeconfigs": [{"name": "clusterAdmin", "value": base64.b64encode(FAKE_KUBECONFIG.encode()).decode()}]
+    },
+    "gcp:organizations/getClientConfig:getClientConfig": lambda args: {"project": "mock-project", "region": ""},
+}
+
+
+class _Mocks(pulumi_mocks.Mocks):
+    def __init__(self, run: ProgramRun) -> None:
+        self.run = run
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        computed = COMPUTED_OUTPUTS.get(args.typ)
+        # A custom resource echoes its inputs as outputs, as most providers do; a (remote) component does not,
+        # and echoing one of its resource-reference inputs would make the SDK try to read that resource back.
+        state = (dict(args.inputs) if args.custom else {}) | (computed(args) if computed else {})
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> dict[str, Any]:
+        self.run.invokes.append(args.token)
+        result = INVOKE_RESULTS.get(args.token)
+        if result is None:
+            raise AssertionError(f"the program invoked {args.token}, which the test harness does not answer")
+        return result(args)
+
+
+class _RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The SDK's mock monitor, also keeping what it drops: parent, dependencies, options and stack outputs."""
+
+    def __init__(self, mocks: _Mocks) -> None:
+        super().__init__(mocks)
+        self.run = mocks.run
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.run.resources.append(
+                Registration(
+                    urn=response.urn,
+                    typ=request.type,
+                    name=request.name,
+                    parent=request.parent,
+                    provider=request.provider,
+                    custom=request.custom,
+                    inputs=_plain(json_format.MessageToDict(request.object)),
+                    dependencies=list(request.dependencies),
+                    protect=bool(request.protect),
+                    additional_secret_outputs=list(request.additionalSecretOutputs),
+                )
+            )
+        return response
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
+        if request.urn.endswith(f"::{PROJECT}-{self.run.stack}") or "pulumi:pulumi:Stack" in request.urn:
+            self.run.outputs = rpc.deserialize_properties(request.outputs, keep_unknowns=True)
+        return super().RegisterResourceOutputs(request)
+
+
+SECRET_SIGNATURE = rpc._special_secret_sig
+RESOURCE_SIGNATURE = rpc._special_resource_sig
+
+
+def _plain(value: Any) -> Any:
+    """Wire properties as plain data: secrets unwrapped into ``{"secret": value}``, resource references as URNs.
+
+    The SDK's own deserializer would read a referenced resource back through ``getResource``, which deadlocks
+    on the mock monitor's thread; a test only needs to know which resource was referenced.
+    """
+    if isinstance(value, dict):
+        signature = value.get(rpc._special_sig_key)
+        if signature == SECRET_SIGNATURE:
+            return {"secret": _plain(value.get("value"))}
+        if signature == RESOURCE_SIGNATURE:
+            return value["urn"]
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def run_program(stack_file: Path, overrides: dict[str, Any] | None = None) -> ProgramRun:
+    """Run ``__main__.py`` once with ``stack_file``'s config (``overrides`` replaces top-level keys)."""
+    stack = stack_name(stack_file)
+    config, secret_keys = load_stack_file(stack_file)
+    for key, value in (overrides or {}).items():
+        config[f"{PROJECT}:{key}"] = _to_config_string(value)
+    return run_with_config(stack, config, secret_keys)
+
+
+def run_with_config(stack: str, config: dict[str, str], secret_keys: list[str] | None = None) -> ProgramRun:
+    run = ProgramRun(stack=stack, resources=[])
+    mocks = _Mocks(run)
+    pulumi.runtime.set_all_config(config, secret_keys or [])
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=_RecordingMonitor(mocks))
+
+    def program() -> None:
+        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+
+    pulumi.runtime.test(program)()
+    assert run.resources, "the program registered nothing: mocks were installed too late"
+    return run

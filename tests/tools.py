@@ -1,0 +1,92 @@
+"""Where the tests find what they need from outside the repository, and what happens when it is missing.
+
+A test that needs a tool (helm, promtool, amtool) or the upstream chart data skips with a reason that says how
+to get it, so that a user who cloned only the project can still run the rest. In strict mode
+(``ML_OBS_STRICT=1``, set by ``.ci/run``) the same absence fails the test: in CI a skip must never hide a
+broken install.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+VERSIONS_FILE = ROOT / "scripts" / "tool-versions.env"
+
+
+def strict() -> bool:
+    """True when a missing prerequisite must fail rather than skip."""
+    return os.environ.get("ML_OBS_STRICT", "") not in ("", "0", "false")
+
+
+def unavailable(reason: str) -> None:
+    """Skip (or, in strict mode, fail) the calling test with ``reason``."""
+    if strict():
+        pytest.fail(f"ML_OBS_STRICT is set and a prerequisite is missing: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def tool_versions() -> dict[str, str]:
+    """The pins of scripts/tool-versions.env, the one place tool versions are written."""
+    versions = {}
+    for line in VERSIONS_FILE.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            versions[key.strip()] = value.strip()
+    return versions
+
+
+def tools_dir() -> Path:
+    return Path(os.environ.get("ML_OBS_TOOLS_DIR", Path.home() / ".cache" / "ml-observability" / "tools"))
+
+
+_TOOL_PACKAGES = {  # binary -> (install-tools.sh argument, version key)
+    "helm": ("helm", "HELM_VERSION"),
+    "promtool": ("prometheus", "PROMETHEUS_VERSION"),
+    "prometheus": ("prometheus", "PROMETHEUS_VERSION"),
+    "amtool": ("alertmanager", "ALERTMANAGER_VERSION"),
+    "alertmanager": ("alertmanager", "ALERTMANAGER_VERSION"),
+}
+
+
+def require_tool(binary: str) -> Path:
+    """Path of ``binary`` at the pinned version, built by scripts/install-tools.sh; skip or fail without it.
+
+    Only the pinned build counts: a ``promtool`` on PATH from Debian (Prometheus 2.42) evaluates ranges
+    differently from the 3.x the chart deploys, so a test passing against it would prove nothing.
+    """
+    package, version_key = _TOOL_PACKAGES[binary]
+    version = tool_versions()[version_key]
+    candidate = tools_dir() / f"{package}-{version}" / "bin" / binary
+    if candidate.is_file() and os.access(candidate, os.X_OK):
+        return candidate
+    unavailable(
+        f"{binary} {version} not found at {candidate}; build it with: bash scripts/install-tools.sh {package}"
+        " (needs Go; set ML_OBS_TOOLS_DIR to use another cache folder)"
+    )
+    raise AssertionError("unreachable")
+
+
+def upstream_dir() -> Path:
+    """The upstream chart data (chart copy, default values, CRDs): ``$ML_OBS_UPSTREAM_DIR`` or ``../shared/upstream``."""
+    path = Path(os.environ.get("ML_OBS_UPSTREAM_DIR", ROOT.parent / "shared" / "upstream"))
+    if not path.is_dir():
+        unavailable(
+            f"upstream chart data not found at {path}; lay out kube-prometheus-stack there "
+            "(helm pull prometheus-community/kube-prometheus-stack --version 88.5.3 --untar -d <dir>/charts) "
+            "or set ML_OBS_UPSTREAM_DIR"
+        )
+    return path
+
+
+def which_or_unavailable(binary: str, hint: str) -> str:
+    """A binary installed by pip or apt (not pinned by this project's tool cache)."""
+    found = shutil.which(binary)
+    if found is None:
+        unavailable(f"{binary} not found on PATH; {hint}")
+        raise AssertionError("unreachable")
+    return found
