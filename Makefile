@@ -1,0 +1,53 @@
+# The two entry points of the README, and the pieces they are made of.
+#   make up     creates .venv, logs in to a local file backend, selects/creates the `local` stack, pulumi up
+#   make test   creates .venv with the dev tools, builds the pinned CLI tools, runs the test suite
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON ?= python3
+VENV := .venv
+STACK ?= local
+# Local state: a file backend inside the project, passphrase from the environment (empty by default for the
+# local stack, whose only secrets are a generated password and the kind kubeconfig).
+export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.state
+export PULUMI_CONFIG_PASSPHRASE ?=
+PYTEST_ARGS ?=
+
+.PHONY: up destroy preview venv dev tools test lint
+
+$(VENV)/.installed: pyproject.toml requirements.txt model-service/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet -e '.[dev]' -e './model-service[serve,dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+dev: $(VENV)/.dev-installed
+
+up: venv
+	mkdir -p .state
+	pulumi stack select --create $(STACK) --non-interactive
+	pulumi up --yes --non-interactive --stack $(STACK)
+
+preview: venv
+	mkdir -p .state
+	pulumi stack select --create $(STACK) --non-interactive
+	pulumi preview --diff --non-interactive --stack $(STACK)
+
+destroy: venv
+	pulumi destroy --yes --non-interactive --stack $(STACK)
+
+tools:
+	bash scripts/install-tools.sh
+
+lint: dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy components
+
+test: dev tools lint
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
