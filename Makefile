@@ -8,10 +8,11 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 STACK ?= local
-# Local state: a file backend inside the project, passphrase from the environment (empty by default for the
-# local stack, whose only secrets are a generated password and the kind kubeconfig).
+# Local state: a file backend inside the project. Secrets are encrypted with PULUMI_CONFIG_PASSPHRASE when you
+# set it; otherwise with a random passphrase generated once into .state/passphrase (git-ignored), so that
+# nothing prompts and no passphrase is a default anyone knows.
 export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.state
-export PULUMI_CONFIG_PASSPHRASE ?=
+export PULUMI_CONFIG_PASSPHRASE_FILE ?= $(CURDIR)/.state/passphrase
 PYTEST_ARGS ?=
 
 .PHONY: up destroy preview venv dev tools test lint
@@ -29,17 +30,19 @@ $(VENV)/.dev-installed: $(VENV)/.installed
 venv: $(VENV)/.installed
 dev: $(VENV)/.dev-installed
 
-up: venv
+.state/passphrase:
 	mkdir -p .state
+	umask 077 && $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(32))' > $@
+
+up: venv .state/passphrase
 	pulumi stack select --create $(STACK) --non-interactive
 	pulumi up --yes --non-interactive --stack $(STACK)
 
-preview: venv
-	mkdir -p .state
+preview: venv .state/passphrase
 	pulumi stack select --create $(STACK) --non-interactive
 	pulumi preview --diff --non-interactive --stack $(STACK)
 
-destroy: venv
+destroy: venv .state/passphrase
 	pulumi destroy --yes --non-interactive --stack $(STACK)
 
 tools:
