@@ -223,8 +223,14 @@ class AlertingConfig(Section):
     """Alertmanager receivers and routing."""
 
 
+class ModelMonitorsConfig(Section):
+    """The model's SLOs, drift and accuracy thresholds, and the monitors' time scale."""
+
+
 class ModelConfig(Section):
     """The sample model's deployment and its monitors."""
+
+    monitors: ModelMonitorsConfig = ModelMonitorsConfig()
 
 
 class StackConfig(Section):
