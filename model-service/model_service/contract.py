@@ -142,6 +142,10 @@ ROUTES: Final[tuple[str, ...]] = (
 )
 """Every value :data:`LABEL_ROUTE` can take besides :data:`ROUTE_UNMATCHED`."""
 
+SIZE_ROUTES: Final[tuple[str, ...]] = (ROUTE_PREDICT, ROUTE_FEEDBACK)
+"""Routes whose request and response sizes are observed: the ones that carry model payloads. Probes
+and scrapes have empty or constant bodies, and 20 size series per route would buy nothing for them."""
+
 ROUTE_UNMATCHED: Final = "unmatched"
 """Route label for any path that is not in :data:`ROUTES` (scanners, typos): bounded, unlike raw paths."""
 
@@ -259,19 +263,20 @@ HTTP_REQUEST_SIZE: Final = MetricSpec(
     name="model_http_request_size_bytes",
     type="histogram",
     labels=(LABEL_ROUTE,),
-    help="Size of HTTP request bodies received, by route template.",
+    help="Size of HTTP request bodies received, by route template (model routes only).",
     model_layer=False,
 )
-"""Shows batch sizes in bytes and how close clients come to the body size limit."""
+"""Shows batch sizes in bytes and how close clients come to the body size limit; observed for the routes
+in :data:`SIZE_ROUTES` only."""
 
 HTTP_RESPONSE_SIZE: Final = MetricSpec(
     name="model_http_response_size_bytes",
     type="histogram",
     labels=(LABEL_ROUTE,),
-    help="Size of HTTP response bodies sent, by route template.",
+    help="Size of HTTP response bodies sent, by route template (model routes only).",
     model_layer=False,
 )
-"""Response bytes per route, e.g. to size scrapes of ``/metrics`` itself."""
+"""Response bytes of the routes in :data:`SIZE_ROUTES`."""
 
 INVALID_REQUESTS: Final = MetricSpec(
     name="model_invalid_requests_total",

@@ -78,7 +78,8 @@ class InterfaceMetrics:
         # Children are created on first use and kept; the key space is bounded by the contract's routes,
         # methods and the status codes the app emits.
         self._request_children: dict[tuple[str, str, int], Counter] = {}
-        self._route_children: dict[str, tuple[Histogram, Histogram, Histogram]] = {}
+        self._route_children: dict[str, tuple[Histogram, Histogram | None, Histogram | None]] = {}
+        self._size_routes = frozenset(contract.SIZE_ROUTES)
         self._lock = threading.Lock()
 
     def observe_request(
@@ -93,19 +94,21 @@ class InterfaceMetrics:
                 counter = self._request_children.setdefault(
                     key, self._requests.labels(route, method, str(code))
                 )
+                sized = route in self._size_routes
                 histograms = self._route_children.setdefault(
                     route,
                     (
                         self._duration.labels(route),
-                        self._request_size.labels(route),
-                        self._response_size.labels(route),
+                        self._request_size.labels(route) if sized else None,
+                        self._response_size.labels(route) if sized else None,
                     ),
                 )
         counter.inc()
         duration, request_size, response_size = histograms
         duration.observe(seconds)
-        request_size.observe(request_bytes)
-        response_size.observe(response_bytes)
+        if request_size is not None and response_size is not None:
+            request_size.observe(request_bytes)
+            response_size.observe(response_bytes)
 
     def invalid_request(self, route: str, reason: str) -> None:
         """Record a request refused because of its body."""

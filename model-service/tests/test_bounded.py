@@ -72,12 +72,14 @@ def send_varied_traffic(client: TestClient, seed: int) -> set[tuple[str, str, in
 
 def expected_series(metadata: ArtifactMetadata, triples: set[tuple[str, str, int]], reasons: int) -> int:
     routes = {route for route, _, _ in triples} | {contract.ROUTE_METRICS}
-    per_route = contract.histogram_series_count(
+    duration = contract.histogram_series_count(
         contract.latency_buckets(contract.DEFAULT_LATENCY_SLO_THRESHOLDS_SECONDS)
-    ) + 2 * contract.histogram_series_count(contract.SIZE_BUCKETS_BYTES)
+    )
+    sizes = 2 * contract.histogram_series_count(contract.SIZE_BUCKETS_BYTES)
     interface = (
         len(triples | {(contract.ROUTE_METRICS, "GET", 200)})  # model_http_requests_total
-        + len(routes) * per_route
+        + len(routes) * duration
+        + len(routes & set(contract.SIZE_ROUTES)) * sizes
         + 1  # model_http_requests_in_flight
         + reasons  # model_invalid_requests_total, one per (route, reason) seen
     )
