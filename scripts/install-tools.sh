@@ -6,7 +6,7 @@
 # outside the repository, so a version bump builds a new folder and a warm cache costs nothing.
 # Go's module and build caches live beside them and are reused between runs.
 #
-# Usage: scripts/install-tools.sh [helm] [prometheus] [alertmanager]   (no argument: all of them)
+# Usage: scripts/install-tools.sh [helm] [prometheus] [alertmanager] [actionlint]   (no argument: all of them)
 # Prints one line per tool: "<tool> <version> <bin dir> (cached|built in Ns)".
 set -euo pipefail
 
@@ -56,4 +56,9 @@ if [[ ${#SELECTED[@]} -eq 0 ]] || want alertmanager; then
     "-s -w -X $pv.Version=${ALERTMANAGER_VERSION#v} -X $pv.Branch=HEAD -X $pv.Revision=module-$ALERTMANAGER_VERSION" \
     "github.com/prometheus/alertmanager/cmd/alertmanager@$ALERTMANAGER_VERSION" \
     "github.com/prometheus/alertmanager/cmd/amtool@$ALERTMANAGER_VERSION"
+fi
+if [[ ${#SELECTED[@]} -eq 0 ]] || want actionlint; then
+  build actionlint "$ACTIONLINT_VERSION" \
+    "-s -w -X github.com/rhysd/actionlint.version=$ACTIONLINT_VERSION -X github.com/rhysd/actionlint.installedFrom=go-module" \
+    "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
 fi

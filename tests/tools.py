@@ -50,6 +50,7 @@ _TOOL_PACKAGES = {  # binary -> (install-tools.sh argument, version key)
     "prometheus": ("prometheus", "PROMETHEUS_VERSION"),
     "amtool": ("alertmanager", "ALERTMANAGER_VERSION"),
     "alertmanager": ("alertmanager", "ALERTMANAGER_VERSION"),
+    "actionlint": ("actionlint", "ACTIONLINT_VERSION"),
 }
 
 
