@@ -408,7 +408,7 @@ def realistic_series(python: str, base: Server, logs: Path) -> list[str]:
             drift=DriftSpec(shift={"f2": 1.0}, onset="gradual"),
             concurrency=256,
         )
-        counts = []
+        counts: list[int] = []
         for label, seconds in (("after 10 s at 200 req/s", 10.0), ("after 30 s more", 30.0)):
             report = run(LoadConfig(rate=200, duration=seconds, seed=len(counts), **mix))  # type: ignore[arg-type]
             for path in ("/healthz", "/readyz", "/drift", "/nope"):

@@ -118,14 +118,14 @@ def _request_schemas(
     validation then yields plain dicts, about 20% cheaper than model instances.
     """
     forbid = ConfigDict(extra="forbid")
-    record = TypedDict("Record", {name: FiniteFloat for name in feature_names})  # type: ignore[misc]
-    record.__pydantic_config__ = forbid  # type: ignore[attr-defined]
+    Record = TypedDict("Record", {name: FiniteFloat for name in feature_names})  # type: ignore[misc]
+    Record.__pydantic_config__ = forbid  # type: ignore[attr-defined]
     # Functional syntax: the class syntax cannot refer to the locally built record type.
-    predict = TypedDict(  # type: ignore[misc]  # noqa: UP013
+    PredictRequest = TypedDict(  # noqa: UP013
         "PredictRequest",
-        {"records": Annotated[list[record], Field(min_length=1, max_length=max_batch_size)]},  # type: ignore[valid-type]
+        {"records": Annotated[list[Record], Field(min_length=1, max_length=max_batch_size)]},
     )
-    predict.__pydantic_config__ = forbid  # type: ignore[attr-defined]
+    PredictRequest.__pydantic_config__ = forbid  # type: ignore[attr-defined]
 
     class FeedbackItem(TypedDict):
         __pydantic_config__ = forbid  # type: ignore[misc]
@@ -136,7 +136,7 @@ def _request_schemas(
         __pydantic_config__ = forbid  # type: ignore[misc]
         feedback: Annotated[list[FeedbackItem], Field(min_length=1, max_length=max_batch_size)]
 
-    return TypeAdapter(predict), TypeAdapter(FeedbackRequest)
+    return TypeAdapter(PredictRequest), TypeAdapter(FeedbackRequest)
 
 
 class ModelRuntime:

@@ -53,14 +53,14 @@ def test_feedback_with_a_chosen_accuracy(server: str) -> None:
         )
     )
     assert report.statuses["predict:200"] == 400, report.summary()
-    assert report.feedback_items == 400
+    assert report.feedback_items == 400, report.summary()
     scraped = scrape(server)
     correct = total(scraped, "model_feedback_total", outcome="correct")
     scored = total(scraped, "model_feedback_total")
-    assert scored == 400
-    assert correct == report.feedback_correct
+    assert scored == 400, report.summary()
+    assert correct == report.feedback_correct, (correct, report.summary())
     # Binomial(400, 0.7) has a standard deviation of 0.023: 0.7 +- 0.1 is over 4 sigma.
-    assert abs(correct / scored - 0.7) < 0.1
+    assert abs(correct / scored - 0.7) < 0.1, (correct, report.summary())
 
 
 def test_feedback_with_true_labels_measures_the_model(server: str, metadata: ArtifactMetadata) -> None:

@@ -157,3 +157,12 @@ def test_model_metrics_can_be_switched_off(make_client: Callable[..., TestClient
     assert "model_predictions_total" not in text
     assert "model_info{" in text
     assert client.get("/drift").status_code == 404
+
+
+def test_openmetrics_exposition_when_the_scraper_asks(client: TestClient) -> None:
+    client.post("/predict", json={"records": [dict.fromkeys(data.FEATURE_NAMES, 0.0)]})
+    response = client.get("/metrics", headers={"accept": "application/openmetrics-text; version=1.0.0"})
+    assert response.headers["content-type"].startswith("application/openmetrics-text")
+    assert response.text.endswith("# EOF\n")
+    assert "_created" not in response.text
+    assert "# TYPE model_drift_bin_observations counter" in response.text
