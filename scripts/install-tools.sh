@@ -35,6 +35,34 @@ build() {  # build <name> <version> <ldflags> <package@version>...
   echo "$name $version $dest (built in $((SECONDS - start))s)"
 }
 
+# Modules whose go.mod has replace directives cannot be built by `go install pkg@version`: build them from a
+# throwaway wrapper module that requires the pinned version and repeats those replaces.
+build_wrapped() {  # build_wrapped <name> <version> <ldflags> <module version> <replace...> -- <package>...
+  local name=$1 version=$2 ldflags=$3 module_version=$4; shift 4
+  local replaces=()
+  while [[ $1 != -- ]]; do replaces+=("$1"); shift; done; shift
+  local dest="$TOOLS_DIR/$name-$version/bin"
+  if [[ -f "$dest/.complete" ]]; then
+    echo "$name $version $dest (cached)"
+    return
+  fi
+  rm -rf "$dest"; mkdir -p "$dest"
+  local start=$SECONDS wrapper
+  wrapper=$(mktemp -d)
+  trap 'rm -rf "$wrapper"' RETURN
+  (
+    cd "$wrapper"
+    go mod init "build.local/$name" >/dev/null 2>&1
+    for replace in "${replaces[@]}"; do go mod edit -replace "$replace"; done
+    go get "${@/%/@$module_version}"
+    for package in "$@"; do
+      go build -trimpath -ldflags "$ldflags" -o "$dest/$(basename "$package")" "$package"
+    done
+  )
+  touch "$dest/.complete"
+  echo "$name $version $dest (built in $((SECONDS - start))s)"
+}
+
 want() { [[ $# -eq 0 ]] || [[ " ${SELECTED[*]} " == *" $1 "* ]]; }
 SELECTED=("$@")
 
@@ -45,10 +73,12 @@ if [[ ${#SELECTED[@]} -eq 0 ]] || want helm; then
 fi
 if [[ ${#SELECTED[@]} -eq 0 ]] || want prometheus; then
   pv="github.com/prometheus/common/version"
-  build prometheus "$PROMETHEUS_VERSION" \
+  # The web UI's assets are not in the module: this prometheus serves the HTTP API, not the UI.
+  build_wrapped prometheus "$PROMETHEUS_VERSION" \
     "-s -w -X $pv.Version=${PROMETHEUS_VERSION#v} -X $pv.Branch=HEAD -X $pv.Revision=module-$PROMETHEUS_MODULE_VERSION" \
-    "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_MODULE_VERSION" \
-    "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_MODULE_VERSION"
+    "$PROMETHEUS_MODULE_VERSION" \
+    "cloud.google.com/go=cloud.google.com/go@v0.123.0" -- \
+    github.com/prometheus/prometheus/cmd/prometheus github.com/prometheus/prometheus/cmd/promtool
 fi
 if [[ ${#SELECTED[@]} -eq 0 ]] || want alertmanager; then
   pv="github.com/prometheus/common/version"

@@ -9,8 +9,12 @@ compute (ids, kubeconfigs, release status); they stand in for the clouds, never 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import os
 import runpy
+import secrets
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +25,7 @@ import yaml
 from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
+from pulumi.runtime.proto import resource_pb2
 
 from components.contracts import PROJECT
 
@@ -152,16 +157,67 @@ COMPUTED_OUTPUTS: dict[str, ComputedOutputs] = {
         "endpoint": "203.0.113.10",
         "masterAuth": {"clusterCaCertificate": base64.b64encode(b"mock-ca").decode()},
     },
-    "azure-native:containerservice:ManagedCluster": lambda args: {"name": args.name},
+    "azure-native:containerservice:ManagedCluster": lambda args: {
+        "name": args.name,
+        "identityProfile": {"kubeletidentity": {"objectId": "00000000-0000-0000-0000-00000000c0de"}},
+    },
     "azure-native:resources:ResourceGroup": lambda args: {"name": args.inputs.get("resourceGroupName", args.name)},
     "gcp:serviceaccount/account:Account": lambda args: {"email": f"{args.inputs['accountId']}@mock.iam"},
     "aws:iam/role:Role": lambda args: {"arn": f"arn:aws:iam::123456789012:role/{args.name}", "name": args.name},
+    "random:index/randomPassword:RandomPassword": lambda args: {"result": secrets.token_urlsafe(24)},
+    "random:index/randomBytes:RandomBytes": lambda args: {
+        "base64": base64.b64encode(b"\x01" * int(args.inputs["length"])).decode(),
+        "hex": "01" * int(args.inputs["length"]),
+    },
+    "random:index/randomString:RandomString": lambda args: {"result": "a" * int(args.inputs["length"])},
+    # Registries and pushed images (the model's image on cloud and existing clusters).
+    "docker-build:index:Image": lambda args: {
+        "ref": f"{args.inputs['tags'][0]}@sha256:{'0' * 64}",
+        "digest": f"sha256:{'0' * 64}",
+    },
+    "aws:ecr/repository:Repository": lambda args: {
+        "repositoryUrl": f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/{args.inputs['name']}",
+        "registryId": "123456789012",
+    },
+    "azure-native:containerregistry:Registry": lambda args: {
+        "name": args.inputs["registryName"],
+        "loginServer": f"{args.inputs['registryName']}.azurecr.io",
+    },
+    "kubernetes:helm.sh/v3:Release": lambda args: {
+        "status": {
+            "name": args.inputs.get("name", args.name),
+            "namespace": args.inputs.get("namespace", "default"),
+            "chart": args.inputs.get("chart"),
+            "version": args.inputs.get("version"),
+            "status": "deployed",
+            "revision": 1,
+        }
+    },
 }
 INVOKE_RESULTS: dict[str, Callable[[pulumi_mocks.MockCallArgs], dict[str, Any]]] = {
     "azure-native:containerservice:listManagedClusterAdminCredentials": lambda args: {
         "kubeconfigs": [{"name": "clusterAdmin", "value": base64.b64encode(FAKE_KUBECONFIG.encode()).decode()}]
     },
-    "gcp:organizations/getClientConfig:getClientConfig": lambda args: {"project": "mock-project", "region": ""},
+    "gcp:organizations/getClientConfig:getClientConfig": lambda args: {
+        "project": "mock-project",
+        "region": "",
+        "accessToken": "mock-access-token",
+    },
+    "aws:ecr/getAuthorizationToken:getAuthorizationToken": lambda args: {
+        "userName": "AWS",
+        "password": "mock-ecr-password",
+        "proxyEndpoint": "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+    },
+    "azure-native:containerregistry:listRegistryCredentials": lambda args: {
+        "username": args.args.get("registryName", "mock"),
+        "passwords": [{"name": "password", "value": "mock-acr-password"}],
+    },
+    "azure-native:authorization:getClientConfig": lambda args: {
+        "clientId": "00000000-0000-0000-0000-000000000001",
+        "objectId": "00000000-0000-0000-0000-000000000002",
+        "subscriptionId": "00000000-0000-0000-0000-000000000003",
+        "tenantId": "00000000-0000-0000-0000-000000000004",
+    },
 }
 
 
@@ -191,7 +247,15 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.run = mocks.run
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+    def GetDeploymentInfo(self, request: Any) -> Any:  # gRPC method name
+        # Without resource references, a resource passed as an input (a Cluster given to a ManagedNodeGroup)
+        # travels as its URN; as a reference the SDK would read it back through getResource on the monitor's
+        # thread, which deadlocks once a second program has run in the same process.
+        info = super().GetDeploymentInfo(request)
+        features = [f for f in info.supportedFeatures if f != resource_pb2.RESOURCE_MONITOR_FEATURE_RESOURCE_REFERENCES]
+        return resource_pb2.DeploymentInfo(supportedFeatures=features)
+
+    def RegisterResource(self, request: Any) -> Any:  # gRPC method name
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
             self.run.resources.append(
@@ -209,11 +273,6 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                 )
             )
         return response
-
-    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
-        if request.urn.endswith(f"::{PROJECT}-{self.run.stack}") or "pulumi:pulumi:Stack" in request.urn:
-            self.run.outputs = rpc.deserialize_properties(request.outputs, keep_unknowns=True)
-        return super().RegisterResourceOutputs(request)
 
 
 SECRET_SIGNATURE = rpc._special_secret_sig
@@ -247,15 +306,56 @@ def run_program(stack_file: Path, overrides: dict[str, Any] | None = None) -> Pr
     return run_with_config(stack, config, secret_keys)
 
 
+@contextlib.contextmanager
+def user_home_with_kubeconfig() -> Iterator[Path]:
+    """A home folder holding ``~/.kube/config``, as a user of the ``existing`` stack has.
+
+    The ``existing`` cluster reads the kubeconfig file named in its config when the program runs; tests must
+    not depend on the kubeconfig of whoever runs them, nor leak it into recorded inputs.
+    """
+    previous = os.environ.get("HOME")
+    with tempfile.TemporaryDirectory() as home:
+        (Path(home) / ".kube").mkdir()
+        (Path(home) / ".kube" / "config").write_text(FAKE_KUBECONFIG)
+        os.environ["HOME"] = home
+        try:
+            yield Path(home)
+        finally:
+            if previous is None:
+                del os.environ["HOME"]
+            else:
+                os.environ["HOME"] = previous
+
+
 def run_with_config(stack: str, config: dict[str, str], secret_keys: list[str] | None = None) -> ProgramRun:
     run = ProgramRun(stack=stack, resources=[])
     mocks = _Mocks(run)
     pulumi.runtime.set_all_config(config, secret_keys or [])
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=_RecordingMonitor(mocks))
 
-    def program() -> None:
-        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+    def program() -> Any:
+        exported: dict[str, Any] = {}
+        export = pulumi.export
 
-    pulumi.runtime.test(program)()
+        def record(name: str, value: Any) -> None:
+            exported[name] = value
+            export(name, value)
+
+        pulumi.export = record  # mocks never register the stack's outputs: collect them as they are exported
+        try:
+            runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+        finally:
+            pulumi.export = export
+
+        async def resolve_outputs() -> None:
+            for name, value in exported.items():
+                output = pulumi.Output.from_input(value)
+                resolved = await output.future(with_unknowns=True)
+                run.outputs[name] = {"secret": resolved} if await output.is_secret() else resolved
+
+        return resolve_outputs()
+
+    with user_home_with_kubeconfig():
+        pulumi.runtime.test(program)()
     assert run.resources, "the program registered nothing: mocks were installed too late"
     return run

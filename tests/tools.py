@@ -73,7 +73,7 @@ def require_tool(binary: str) -> Path:
 
 
 def upstream_dir() -> Path:
-    """The upstream chart data (chart copy, default values, CRDs): ``$ML_OBS_UPSTREAM_DIR`` or ``../shared/upstream``."""
+    """Upstream chart data (chart, default values, CRDs): ``$ML_OBS_UPSTREAM_DIR``, else ``../shared/upstream``."""
     path = Path(os.environ.get("ML_OBS_UPSTREAM_DIR", ROOT.parent / "shared" / "upstream"))
     if not path.is_dir():
         unavailable(
