@@ -51,6 +51,9 @@ tools:
 lint: dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy components
+	cd model-service && ../$(VENV)/bin/ruff check .
 
+# The sample model service is its own project with its own tests; CI runs them all, the image build steps included.
 test: dev tools lint
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	cd model-service && ../$(VENV)/bin/python -m pytest -m 'image or not image' $(PYTEST_ARGS)
