@@ -51,7 +51,6 @@ tools:
 lint: dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy components
-	cd model-service && ../$(VENV)/bin/ruff check .
 
 # The sample model service is its own project with its own tests; CI runs them all, the image build steps included.
 test: dev tools lint
