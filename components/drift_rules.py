@@ -1,0 +1,271 @@
+"""Drift computed by Prometheus: PSI and Jensen-Shannon distance per feature, over two windows.
+
+The service exports, per feature and per bin, a counter of live values and the training data's share of
+the bin (the model contract's drift series). From them, for each window, Prometheus records the window's
+share per bin, summed across replicas, and compares it with the reference share:
+
+* PSI = Σ (q - p) · ln(q / p), both shares clamped below at the contract's ``PSI_EPSILON`` (an empty bin
+  contributes a large but finite term instead of an infinity);
+* JS distance = √(½ Σ q · log₂(q / m) + ½ Σ p · log₂(p / m)), m = (q + p) / 2, shares clamped at
+  ``JS_EPSILON`` only so that 0 · log 0 is 0 rather than NaN (JS is bounded with empty bins);
+
+the same formulas as ``scipy.spatial.distance.jensenshannon(p, q, base=2)`` and the usual PSI, which the
+tests check on the same counts.
+
+Like burn-rate alerts, a drift alert needs both windows above the feature's threshold: the long window says
+the shift is real and lasting, the short one that it is still there, so the alert resolves soon after the
+inputs return. Both windows must also hold the contract's minimum volume: below it, sampling noise alone
+reaches the thresholds. Thresholds are recorded as series per feature, so a per-feature override and the
+dashboard's threshold lines come from the same place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from model_service import contract
+
+from components.contracts import Severity
+from components.rule_model import (
+    AlertingRule,
+    Matcher,
+    RecordingRule,
+    RuleGroup,
+    TimeScale,
+    by,
+    parse_duration,
+    selector,
+)
+from components.runbooks import runbook_url
+
+FEATURE_DRIFT_ALERT: Final = "ModelFeatureDrift"
+PREDICTION_DRIFT_ALERT: Final = "ModelPredictionDrift"
+STATISTIC_LABEL: Final = "statistic"
+"""Alert label naming the statistic that crossed its threshold: ``psi`` or ``js_distance``."""
+DRIFT_FOR: Final = "10m"
+"""How long both windows must stay above the threshold: the windows already smooth, this only rides out a
+single evaluation's spike."""
+
+GROUP_LABELS: Final = ("namespace", "job", *contract.DRIFT_GROUP_LABELS)
+"""Labels of one drift statistic: the contract's (model, version, feature) plus the scrape target's
+namespace and job, so two services exporting the same model name never share a series."""
+BIN_LABELS: Final = (*GROUP_LABELS, contract.LABEL_BIN)
+
+REFERENCE: Final = "model_feature_bin:drift_reference_ratio:max"
+PSI_THRESHOLD_SERIES: Final = "model_feature:drift_psi:threshold"
+JS_THRESHOLD_SERIES: Final = "model_feature:drift_js_distance:threshold"
+
+
+def observations_by_bin(window: str) -> str:
+    return f"model_feature_bin:drift_observations:increase{window}"
+
+
+def observations(window: str) -> str:
+    return f"model_feature:drift_observations:increase{window}"
+
+
+def bin_ratio(window: str) -> str:
+    return f"model_feature_bin:drift_bin_ratio:{window}"
+
+
+def js_mixture(window: str) -> str:
+    return f"model_feature_bin:drift_js_mixture_ratio:{window}"
+
+
+def psi(window: str) -> str:
+    return f"model_feature:drift_psi:{window}"
+
+
+def js_distance(window: str) -> str:
+    return f"model_feature:drift_js_distance:{window}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DriftThresholds:
+    """Values at or above which a feature counts as drifted."""
+
+    psi: float
+    js_distance: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class DriftSettings:
+    """Windows, thresholds and the volume guard of the drift rules."""
+
+    short_window: str
+    long_window: str
+    default: DriftThresholds
+    per_feature: Mapping[str, DriftThresholds]
+    """Thresholds of features that differ from ``default`` (the prediction is the feature
+    ``contract.PREDICTION_FEATURE``)."""
+    min_window_observations: int
+
+    def __post_init__(self) -> None:
+        if parse_duration(self.short_window) >= parse_duration(self.long_window):
+            raise ValueError(
+                f"the drift short window must be shorter than the long one (got {self.short_window} and "
+                f"{self.long_window})"
+            )
+
+    @property
+    def windows(self) -> tuple[str, str]:
+        return (self.short_window, self.long_window)
+
+
+def _re2_escape(value: str) -> str:
+    return "".join("\\" + char if char in r"\.+*?()|[]{}^$" else char for char in value)
+
+
+def _threshold_rules(
+    record: str, default: float, overrides: Mapping[str, float], scope: Mapping[str, str]
+) -> list[RecordingRule]:
+    """One threshold series per feature of the model: overridden features, then every other feature."""
+    group = by(GROUP_LABELS)
+    rules = [
+        RecordingRule(
+            record=record,
+            expr=f"{value} * group by {group} ({selector(REFERENCE, **scope, feature=feature)})",
+            labels={contract.LABEL_FEATURE: feature},  # tells the rules apart (promtool's duplicate check)
+        )
+        for feature, value in sorted(overrides.items())
+    ]
+    others = [Matcher(contract.LABEL_FEATURE, "|".join(_re2_escape(f) for f in sorted(overrides)), "!~")]
+    rules.append(
+        RecordingRule(
+            record=record,
+            expr=f"{default} * group by {group} ({selector(REFERENCE, *(others if overrides else []), **scope)})",
+        )
+    )
+    return rules
+
+
+def drift_rule_group(
+    settings: DriftSettings,
+    *,
+    name: str,
+    scope: Mapping[str, str],
+    scale: TimeScale,
+    runbook_base_url: str,
+    interval: str | None = None,
+) -> RuleGroup:
+    """The drift recordings and alerts of one service, in evaluation order.
+
+    ``scope`` are the equality matchers that select this service's series (namespace and job). The alerts
+    take the model's name and version from the series themselves.
+    """
+    group = by(GROUP_LABELS)
+    bins = by(BIN_LABELS)
+    rules: list[RecordingRule | AlertingRule] = [
+        RecordingRule(
+            record=REFERENCE,
+            expr=f"max by {bins} ({selector(contract.DRIFT_BIN_REFERENCE_RATIO.name, **scope)})",
+        )
+    ]
+
+    def recorded(record: str) -> str:
+        return selector(record, **scope)
+
+    for window in settings.windows:
+        rendered = scale.render(window)
+        q_psi = f"clamp_min({recorded(bin_ratio(window))}, {contract.PSI_EPSILON})"
+        p_psi = f"clamp_min({recorded(REFERENCE)}, {contract.PSI_EPSILON})"
+        q_js = f"clamp_min({recorded(bin_ratio(window))}, {contract.JS_EPSILON})"
+        p_js = f"clamp_min({recorded(REFERENCE)}, {contract.JS_EPSILON})"
+        mixture = recorded(js_mixture(window))
+        rules += [
+            RecordingRule(
+                record=observations_by_bin(window),
+                expr=(
+                    f"sum by {bins} "
+                    f"(increase({selector(contract.DRIFT_BIN_OBSERVATIONS.name, **scope)}[{rendered}]))"
+                ),
+            ),
+            RecordingRule(
+                record=observations(window),
+                expr=f"sum by {group} ({recorded(observations_by_bin(window))})",
+            ),
+            # Share of the window's observations in each bin; a window without any observation records none.
+            RecordingRule(
+                record=bin_ratio(window),
+                expr=(
+                    f"{recorded(observations_by_bin(window))}\n/ ignoring ({contract.LABEL_BIN}) group_left ()\n"
+                    f"({recorded(observations(window))} > 0)"
+                ),
+            ),
+            RecordingRule(
+                record=psi(window),
+                expr=(
+                    f"sum by {group} (\n  ({q_psi} - on {bins} {p_psi})\n"
+                    f"  * on {bins}\n  ln({q_psi} / on {bins} {p_psi})\n)"
+                ),
+            ),
+            RecordingRule(record=js_mixture(window), expr=f"({q_js} + on {bins} {p_js}) / 2"),
+            RecordingRule(
+                record=js_distance(window),
+                expr=(
+                    f"sqrt(\n  0.5 * sum by {group} ({q_js} * on {bins} log2({q_js} / on {bins} {mixture}))\n"
+                    f"  + on {group}\n"
+                    f"  0.5 * sum by {group} ({p_js} * on {bins} log2({p_js} / on {bins} {mixture}))\n)"
+                ),
+            ),
+        ]
+
+    rules += _threshold_rules(
+        PSI_THRESHOLD_SERIES,
+        settings.default.psi,
+        {f: t.psi for f, t in settings.per_feature.items()},
+        scope,
+    )
+    rules += _threshold_rules(
+        JS_THRESHOLD_SERIES,
+        settings.default.js_distance,
+        {f: t.js_distance for f, t in settings.per_feature.items()},
+        scope,
+    )
+
+    short, long = settings.windows
+    volume = f" and on {group} ".join(
+        f"({recorded(observations(w))} >= {settings.min_window_observations})" for w in settings.windows
+    )
+    statistics = (("psi", psi, PSI_THRESHOLD_SERIES, "PSI"), ("js_distance", js_distance, JS_THRESHOLD_SERIES,
+                                                              "Jensen-Shannon distance"))
+    for alert, feature_matcher, subject in (
+        (FEATURE_DRIFT_ALERT, Matcher(contract.LABEL_FEATURE, contract.PREDICTION_FEATURE, "!="),
+         "Input feature {{ $labels.feature }}"),
+        (PREDICTION_DRIFT_ALERT, Matcher(contract.LABEL_FEATURE, contract.PREDICTION_FEATURE),
+         "The prediction"),
+    ):
+        for statistic, series, threshold_series, title in statistics:
+            threshold = recorded(threshold_series)
+            expr = (
+                f"({selector(series(short), feature_matcher, **scope)} > on {group} {threshold})\n"
+                f"and on {group}\n"
+                f"({selector(series(long), feature_matcher, **scope)} > on {group} {threshold})\n"
+                f"and on {group}\n"
+                f"{volume}"
+            )
+            rules.append(
+                AlertingRule(
+                    alert=alert,
+                    expr=expr,
+                    for_=scale.render(DRIFT_FOR),
+                    severity=Severity.WARNING,
+                    summary=(
+                        "A model input feature no longer follows its training distribution."
+                        if alert == FEATURE_DRIFT_ALERT
+                        else "The model's predictions no longer follow their training distribution."
+                    ),
+                    description=(
+                        f"{subject} of model {{{{ $labels.model_name }}}} {{{{ $labels.model_version }}}} in "
+                        f"namespace {{{{ $labels.namespace }}}} has drifted: {title} "
+                        f"{{{{ $value | printf \"%.3f\" }}}} over the last {short}, and above its threshold over "
+                        f"the last {long} too (each window with at least {settings.min_window_observations} "
+                        "observations)."
+                    ),
+                    runbook_url=runbook_url(alert, runbook_base_url),
+                    labels={STATISTIC_LABEL: statistic},
+                )
+            )
+    return RuleGroup(name=name, rules=tuple(rules), interval=interval)

@@ -1,0 +1,321 @@
+"""``ModelMonitors``: the ServiceMonitor and PrometheusRule that watch one model service.
+
+Point it at any service that exports the model metric contract (``model_service.contract``): give it the
+Service's selector and metrics port name, the model's name, the workload that runs its pods, its objectives
+and thresholds, and the discovery contract the monitoring stack exports. It never spells the labels
+Prometheus selects monitors by: they come from that contract, so a monitor cannot silently go unselected.
+
+Every series the rules read is scoped to the service's scrape job (``namespace`` and ``job``, the job set by
+the ServiceMonitor itself), so any number of ``ModelMonitors`` can share one Prometheus without their
+recordings colliding.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+import pulumi
+import pulumi_kubernetes as k8s
+from model_service import contract
+
+from components.contracts import DiscoveryContract, common_labels
+from components.drift_rules import DriftSettings, DriftThresholds, drift_rule_group
+from components.model_rules import (
+    AccuracySettings,
+    WorkloadKind,
+    accuracy_rule_group,
+    resource_rule_group,
+    target_rule_group,
+)
+from components.rule_model import RuleGroup, TimeScale, alert_names, format_duration, to_spec
+from components.slo_rules import LatencyObjective, SloSettings, model_slos, slo_rule_groups
+
+if TYPE_CHECKING:
+    from components.config import ModelMonitorsConfig
+
+MONITORING_API_VERSION: Final = "monitoring.coreos.com/v1"
+DEFAULT_SCRAPE_TIMEOUT: Final = "10s"
+"""Prometheus' default scrape timeout; capped at the scrape interval, which Prometheus requires."""
+COMPONENT: Final = "monitoring"
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_PORT_NAME = re.compile(r"^(?=.{1,15}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelMonitorsArgs:
+    """What ``ModelMonitors`` needs to know about a model service and its objectives."""
+
+    namespace: pulumi.Input[str]
+    """Namespace of the model's Service and pods; the ServiceMonitor and PrometheusRule are declared there."""
+    selector: pulumi.Input[Mapping[str, str]]
+    """Labels of the model's Service: the ServiceMonitor selects the Service by them."""
+    port: str
+    """Name of the Service port that serves the metrics (a name, not a number, as Prometheus Operator needs)."""
+    model_name: str
+    """The model's name, as its ``model_info{model_name=…}`` series says; labels the SLO recordings and alerts."""
+    workload: pulumi.Input[str]
+    """Name of the Deployment (or StatefulSet) that runs the model's pods: the restart and memory alerts watch
+    its pods."""
+    discovery: DiscoveryContract
+    """Labels (and namespaces) Prometheus selects monitors and rules by: the monitoring stack's ``discovery``."""
+    slos: SloSettings
+    """Availability and latency objectives and their period."""
+    drift: DriftSettings
+    """Drift windows, thresholds and minimum volume."""
+    accuracy: AccuracySettings
+    """Accuracy floor, window and minimum feedback."""
+    memory_near_limit_ratio: float
+    """Share of a container's memory limit at which ``ModelMemoryNearLimit`` fires."""
+    scrape_interval: str
+    """Logical scrape interval (the time scale applies)."""
+    evaluation_interval: str
+    """Logical evaluation interval of the rule groups (the time scale applies)."""
+    time_scale: float
+    """Multiplies every rendered duration; names keep the logical ones."""
+    runbook_base_url: str
+    """URL of the ``runbooks/`` folder every alert's ``runbook_url`` points into."""
+    workload_kind: WorkloadKind = "Deployment"
+    """Kind of ``workload``."""
+    job: str | None = None
+    """Value of the ``job`` label the ServiceMonitor gives the targets (and the rules select); default: the
+    model's name."""
+    metrics_path: str = contract.ROUTE_METRICS
+    """HTTP path of the metrics on ``port``."""
+
+    @classmethod
+    def from_config(
+        cls,
+        config: ModelMonitorsConfig,
+        *,
+        namespace: pulumi.Input[str],
+        selector: pulumi.Input[Mapping[str, str]],
+        port: str,
+        model_name: str,
+        workload: pulumi.Input[str],
+        discovery: DiscoveryContract,
+        workload_kind: WorkloadKind = "Deployment",
+        job: str | None = None,
+        metrics_path: str = contract.ROUTE_METRICS,
+    ) -> ModelMonitorsArgs:
+        """The args for a service, with objectives and thresholds from the stack's ``model.monitors`` section."""
+        drift = config.drift
+        return cls(
+            namespace=namespace,
+            selector=selector,
+            port=port,
+            model_name=model_name,
+            workload=workload,
+            discovery=discovery,
+            slos=SloSettings(
+                availability_objective_percent=config.availability_objective_percent,
+                latency=tuple(
+                    LatencyObjective(threshold_seconds=slo.threshold_seconds, objective_percent=slo.objective_percent)
+                    for slo in config.latency_slos
+                ),
+                period=config.slo_period,
+            ),
+            drift=DriftSettings(
+                short_window=drift.short_window,
+                long_window=drift.long_window,
+                default=DriftThresholds(psi=drift.psi_threshold, js_distance=drift.js_distance_threshold),
+                per_feature={
+                    feature: DriftThresholds(
+                        psi=override.psi_threshold if override.psi_threshold is not None else drift.psi_threshold,
+                        js_distance=(
+                            override.js_distance_threshold
+                            if override.js_distance_threshold is not None
+                            else drift.js_distance_threshold
+                        ),
+                    )
+                    for feature, override in drift.features.items()
+                },
+                min_window_observations=drift.min_window_observations,
+            ),
+            accuracy=AccuracySettings(
+                floor=config.accuracy.floor,
+                window=config.accuracy.window,
+                min_feedback=config.accuracy.min_feedback,
+            ),
+            memory_near_limit_ratio=config.memory_near_limit_ratio,
+            scrape_interval=config.scrape_interval,
+            evaluation_interval=config.evaluation_interval,
+            time_scale=config.time_scale,
+            runbook_base_url=config.runbook_base_url,
+            workload_kind=workload_kind,
+            job=job,
+            metrics_path=metrics_path,
+        )
+
+    @property
+    def job_name(self) -> str:
+        return self.job or self.model_name
+
+    @property
+    def scale(self) -> TimeScale:
+        return TimeScale(self.time_scale)
+
+    def problems(self) -> list[str]:
+        """What is wrong with these args, each naming the field, the value and what is allowed."""
+        problems = []
+        if not _DNS_LABEL.match(self.job_name) or len(self.job_name) > 63:
+            field = "job" if self.job else "model_name"
+            problems.append(f"{field} {self.job_name!r} must be a DNS label (it names the job and the monitors)")
+        if not _PORT_NAME.match(self.port):
+            problems.append(f"port {self.port!r} must be a port name (lowercase letters, digits and '-', 1-15 long)")
+        if not self.metrics_path.startswith("/"):
+            problems.append(f"metrics_path {self.metrics_path!r} must start with '/'")
+        if not self.discovery.labels:
+            problems.append("discovery.labels is empty: Prometheus would select monitors by nothing")
+        if isinstance(self.namespace, str):
+            problems += self.namespace_problems(self.namespace)
+        try:
+            self.scale.render(self.scrape_interval)
+            self.scale.render(self.evaluation_interval)
+        except ValueError as error:
+            problems.append(f"time_scale {self.time_scale}: {error}")
+        return problems
+
+    def namespace_problems(self, namespace: str) -> list[str]:
+        allowed = self.discovery.namespaces
+        if allowed is not None and namespace not in allowed:
+            return [
+                f"namespace {namespace!r} is not one Prometheus watches for monitors and rules "
+                f"({', '.join(allowed)}): its ServiceMonitor and PrometheusRule would be ignored"
+            ]
+        return []
+
+
+def rule_groups(args: ModelMonitorsArgs, *, namespace: str, workload: str) -> tuple[RuleGroup, ...]:
+    """Every rule group of the service's PrometheusRule, for resolved ``namespace`` and ``workload``."""
+    scale = args.scale
+    job = args.job_name
+    scope = {"namespace": namespace, "job": job}
+    model = {contract.LABEL_MODEL_NAME: args.model_name}
+    interval = scale.render(args.evaluation_interval)
+    common: dict[str, Any] = {"scale": scale, "runbook_base_url": args.runbook_base_url, "interval": interval}
+    groups: list[RuleGroup] = []
+    for slo in model_slos(args.slos, service=job, scope=scope, labels={**scope, **model}):
+        groups += slo_rule_groups(slo, period=args.slos.period, **common)
+    groups.append(drift_rule_group(args.drift, name=f"{job}-drift", scope=scope, **common))
+    groups.append(accuracy_rule_group(args.accuracy, name=f"{job}-accuracy", scope=scope, **common))
+    groups.append(target_rule_group(name=f"{job}-targets", scope=scope, labels=model, **common))
+    groups.append(
+        resource_rule_group(
+            name=f"{job}-resources",
+            namespace=namespace,
+            workload=workload,
+            workload_kind=args.workload_kind,
+            memory_near_limit_ratio=args.memory_near_limit_ratio,
+            scope=scope,
+            labels=model,
+            **common,
+        )
+    )
+    return tuple(groups)
+
+
+def service_monitor_spec(args: ModelMonitorsArgs, *, namespace: str, selector: Mapping[str, str]) -> dict[str, Any]:
+    """The ServiceMonitor's ``spec``: the Service by its labels, the port by name, the job set to the rules'."""
+    scale = args.scale
+    interval_ms = scale.milliseconds(args.scrape_interval)
+    timeout_ms = min(scale.milliseconds(DEFAULT_SCRAPE_TIMEOUT), interval_ms)
+    return {
+        "selector": {"matchLabels": dict(selector)},
+        "namespaceSelector": {"matchNames": [namespace]},
+        "endpoints": [
+            {
+                "port": args.port,
+                "path": args.metrics_path,
+                "scheme": "http",
+                "interval": format_duration(interval_ms),
+                "scrapeTimeout": format_duration(timeout_ms),
+                # The operator names the job after the Service; the rules need a name they know in advance.
+                "relabelings": [{"action": "replace", "targetLabel": "job", "replacement": args.job_name}],
+            }
+        ],
+    }
+
+
+class ModelMonitors(pulumi.ComponentResource):
+    """A ServiceMonitor and a PrometheusRule (recordings and alerts) for one model service.
+
+    Children: ``<name>-servicemonitor`` and ``<name>-rules``, both labelled with the discovery contract's
+    labels (plus the recommended ``app.kubernetes.io/*`` ones) in the service's namespace.
+    """
+
+    TYPE: Final = "mlobs:monitoring:ModelMonitors"
+
+    job: str
+    """The ``job`` label of the service's targets; every rule selects by it."""
+    service_monitor_name: pulumi.Output[str]
+    """``metadata.name`` of the ServiceMonitor."""
+    prometheus_rule_name: pulumi.Output[str]
+    """``metadata.name`` of the PrometheusRule."""
+    rule_group_names: pulumi.Output[list[str]]
+    """Names of the PrometheusRule's groups (Sloth's ``sloth-slo-*`` per SLO, then drift, accuracy, targets,
+    resources)."""
+    alert_names: pulumi.Output[list[str]]
+    """Every alert the rules can fire, each with a runbook of the same name."""
+
+    def __init__(self, name: str, args: ModelMonitorsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        problems = args.problems()
+        if problems:
+            raise pulumi.RunError(f"ModelMonitors {name!r}: " + "; ".join(problems))
+        super().__init__(self.TYPE, name, None, opts)
+        # Children wait for what the component waits for (the monitoring stack's CRDs), and nothing else of
+        # the caller's options is copied onto them.
+        child = pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None)
+        self.job = args.job_name
+        labels = {**common_labels(self.job, self.job, COMPONENT), **args.discovery.labels}
+        namespace = pulumi.Output.from_input(args.namespace).apply(self._checked_namespace(args))
+
+        monitor = k8s.apiextensions.CustomResource(
+            f"{name}-servicemonitor",
+            api_version=MONITORING_API_VERSION,
+            kind="ServiceMonitor",
+            metadata={"name": self.job, "namespace": namespace, "labels": labels},
+            spec=pulumi.Output.all(namespace, args.selector).apply(
+                lambda values: service_monitor_spec(args, namespace=values[0], selector=values[1])
+            ),
+            opts=child,
+        )
+        groups = pulumi.Output.all(namespace, args.workload).apply(
+            lambda values: rule_groups(args, namespace=values[0], workload=values[1])
+        )
+        rule = k8s.apiextensions.CustomResource(
+            f"{name}-rules",
+            api_version=MONITORING_API_VERSION,
+            kind="PrometheusRule",
+            metadata={"name": f"{self.job}-rules", "namespace": namespace, "labels": labels},
+            spec=groups.apply(to_spec),
+            opts=child,
+        )
+
+        rule_name = f"{self.job}-rules"
+        self.service_monitor_name = monitor.id.apply(lambda _: self.job)
+        self.prometheus_rule_name = rule.id.apply(lambda _: rule_name)
+        self.rule_group_names = groups.apply(lambda gs: [g.name for g in gs])
+        self.alert_names = groups.apply(lambda gs: list(alert_names(gs)))
+        self.register_outputs(
+            {
+                "job": self.job,
+                "serviceMonitorName": self.service_monitor_name,
+                "prometheusRuleName": self.prometheus_rule_name,
+                "ruleGroupNames": self.rule_group_names,
+                "alertNames": self.alert_names,
+            }
+        )
+
+    @staticmethod
+    def _checked_namespace(args: ModelMonitorsArgs) -> Any:
+        def check(namespace: str) -> str:
+            problems = args.namespace_problems(namespace)
+            if problems:
+                raise pulumi.RunError("ModelMonitors: " + "; ".join(problems))
+            return namespace
+
+        return check
