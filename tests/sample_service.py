@@ -1,0 +1,123 @@
+"""The sample model service, trained, served on 127.0.0.1 and driven by its own traffic generator.
+
+The monitors' tests check their expressions against what the real service exports, not against the
+contract's description of it: a drift window of the service's healthy traffic at the contract's minimum
+volume, and a scrape after traffic that touches every route and outcome. The service runs in-process (its
+app under uvicorn in a thread, on an ephemeral loopback port) and is trained and driven once per session.
+"""
+
+from __future__ import annotations
+
+import functools
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from model_service import contract
+
+from components.config import ModelMonitorsConfig
+
+SIGNING_KEY = "monitors-test-signing-key-0123456789"
+
+
+@dataclass(frozen=True)
+class Scrape:
+    """One ``/metrics`` exposition: the text and its samples."""
+
+    text: str
+    samples: tuple[tuple[str, dict[str, str], float], ...]
+
+    def series(self, name: str) -> list[tuple[dict[str, str], float]]:
+        return [(labels, value) for sample, labels, value in self.samples if sample == name]
+
+    @property
+    def names(self) -> set[str]:
+        return {name for name, _, _ in self.samples}
+
+
+@dataclass(frozen=True)
+class SampleRun:
+    """What the session's run of the service produced."""
+
+    artifact_dir: Path
+    healthy: Scrape
+    """After exactly ``contract.DRIFT_MIN_WINDOW_OBSERVATIONS`` undrifted records."""
+    full: Scrape
+    """After further traffic: feedback, malformed requests, probes and a scrape."""
+
+
+def _parse(text: str) -> Scrape:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = tuple(
+        (sample.name, dict(sample.labels), float(sample.value))
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    )
+    return Scrape(text=text, samples=samples)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def _serving(artifact_dir: Path, thresholds: tuple[float, ...]) -> Iterator[str]:
+    import uvicorn
+    from prometheus_client import CollectorRegistry
+
+    from model_service.app import create_app
+    from model_service.settings import Settings
+
+    settings = Settings(
+        artifact_dir=artifact_dir,
+        feedback_signing_key=SIGNING_KEY,  # type: ignore[arg-type]
+        latency_slo_thresholds_seconds=thresholds,
+    )
+    app = create_app(settings, registry=CollectorRegistry(), load="now")
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the sample service did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@functools.cache
+def sample_run() -> SampleRun:
+    """Train the sample model, serve it with the monitors' default latency thresholds, and drive it."""
+    import httpx
+
+    from model_service.loadgen import LoadConfig, run
+    from model_service.train import train
+
+    artifact_dir = Path(tempfile.mkdtemp(prefix="mlobs-sample-model-"))
+    train(artifact_dir)
+    thresholds = ModelMonitorsConfig().latency_thresholds_seconds
+    batch = 10
+    with _serving(artifact_dir, thresholds) as url:
+        requests = contract.DRIFT_MIN_WINDOW_OBSERVATIONS // batch
+        report = run(LoadConfig(url=url, rate=200, duration=30, max_requests=requests, batch_size=batch, seed=7))
+        assert report.summary()["predictions"] == contract.DRIFT_MIN_WINDOW_OBSERVATIONS, report.summary()
+        healthy = _parse(httpx.get(f"{url}{contract.ROUTE_METRICS}", timeout=10).text)
+        run(LoadConfig(url=url, rate=100, duration=30, max_requests=60, batch_size=5, feedback_ratio=1.0,
+                       malformed_ratio=0.2, seed=8))
+        for route in (contract.ROUTE_HEALTHZ, contract.ROUTE_READYZ, contract.ROUTE_DRIFT, "/no-such-route"):
+            httpx.get(f"{url}{route}", timeout=10)
+        full = _parse(httpx.get(f"{url}{contract.ROUTE_METRICS}", timeout=10).text)
+    return SampleRun(artifact_dir=artifact_dir, healthy=healthy, full=full)
