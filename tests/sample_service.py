@@ -71,10 +71,9 @@ def _free_port() -> int:
 @contextmanager
 def _serving(artifact_dir: Path, thresholds: tuple[float, ...]) -> Iterator[str]:
     import uvicorn
-    from prometheus_client import CollectorRegistry
-
     from model_service.app import create_app
     from model_service.settings import Settings
+    from prometheus_client import CollectorRegistry
 
     settings = Settings(
         artifact_dir=artifact_dir,
@@ -102,7 +101,6 @@ def _serving(artifact_dir: Path, thresholds: tuple[float, ...]) -> Iterator[str]
 def sample_run() -> SampleRun:
     """Train the sample model, serve it with the monitors' default latency thresholds, and drive it."""
     import httpx
-
     from model_service.loadgen import LoadConfig, run
     from model_service.train import train
 
