@@ -8,6 +8,7 @@ uvicorn falls back to asyncio and h11 without them.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from collections.abc import Sequence
 
@@ -46,7 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         access_log=settings.access_log,
         log_level=settings.log_level,
         server_header=False,
-        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
+        # uvicorn takes whole seconds; rounding up never cuts the configured time short.
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout_seconds),
     )
     return 0
 

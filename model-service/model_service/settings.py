@@ -73,8 +73,8 @@ class Settings(BaseSettings):
     access_log: bool = Field(
         default=False, description="Per-request log lines; the metrics already count requests."
     )
-    shutdown_timeout_seconds: int = Field(
-        default=20, ge=0, description="Time to finish in-flight requests after SIGTERM."
+    shutdown_timeout_seconds: float = Field(
+        default=20.0, ge=0.0, description="Time to finish in-flight requests after SIGTERM."
     )
 
     @field_validator("port", mode="before")
