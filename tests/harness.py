@@ -359,3 +359,18 @@ def run_with_config(stack: str, config: dict[str, str], secret_keys: list[str] |
         pulumi.runtime.test(program)()
     assert run.resources, "the program registered nothing: mocks were installed too late"
     return run
+
+
+def run_function(program: Callable[[], Any], *, stack: str = "test") -> ProgramRun:
+    """Run ``program``, any function that declares resources, under the same recording mocks as the program.
+
+    For component tests that give a component explicit args instead of a stack file, so that they do not
+    depend on how ``__main__.py`` wires it.
+    """
+    run = ProgramRun(stack=stack, resources=[])
+    mocks = _Mocks(run)
+    pulumi.runtime.set_all_config({}, [])
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=_RecordingMonitor(mocks))
+    pulumi.runtime.test(program)()
+    assert run.resources, "the function registered nothing"
+    return run
