@@ -22,6 +22,7 @@ from pydantic import (
     SecretStr,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -414,10 +415,308 @@ class ModelMonitorsConfig(Section):
         return tuple(sorted(slo.threshold_seconds for slo in self.latency_slos))
 
 
+# The model's deployment --------------------------------------------------------------------------------------
+
+SAMPLE_MODEL_NAME = "synthetic-classifier"
+"""Name the sample image's model reports in its metrics (``model_info{model_name=…}``): the name its training
+step gives the artifact. The workload is named after it so that the monitors' selectors and the series agree."""
+
+IMAGE_REFERENCE = (
+    r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$"
+)
+REGISTRY_ADDRESS = r"^[a-z0-9]+(?:[.-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"
+CPU_QUANTITY = r"^(?:[0-9]+m|[0-9]+(?:\.[0-9]{1,3})?)$"
+MEMORY_QUANTITY = r"^[0-9]+(?:Ki|Mi|Gi|Ti|k|M|G|T)?$"
+LABEL_KEY = r"^(?:[a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+LABEL_VALUE = r"^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
+_MEMORY_FACTORS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+                   "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+METRICS_SERVER_SHIPPED = frozenset({"aks", "gke"})
+"""Kinds whose clusters run metrics-server as a managed add-on: a second one would fight over its APIService."""
+METRICS_SERVER_MISSING = frozenset({"kind", "eks"})
+"""Kinds the stack creates without metrics-server: the stack installs it there, since the HPA needs it."""
+
+
+def cpu_millicores(quantity: str) -> float:
+    """``"250m"`` → 250, ``"1.5"`` → 1500: CPU quantities compared across fields."""
+    return float(quantity[:-1]) if quantity.endswith("m") else float(quantity) * 1000
+
+
+def memory_bytes(quantity: str) -> int:
+    """``"512Mi"`` → 536870912: memory quantities compared across fields."""
+    match = re.fullmatch(r"([0-9]+)([A-Za-z]*)", quantity)
+    assert match is not None  # guaranteed by MEMORY_QUANTITY
+    return int(match.group(1)) * _MEMORY_FACTORS[match.group(2)]
+
+
+class ModelResourcesConfig(Section):
+    """Requests and limits of the model's container.
+
+    No CPU limit by default: CFS throttling turns a burst of requests into tail latency, which is what the
+    latency SLO measures; the CPU request reserves the capacity instead. The memory limit is always set, so a
+    leak ends in a restart (that an alert reports) rather than in a node under memory pressure.
+    """
+
+    cpu_request: str = Field(
+        "200m", pattern=CPU_QUANTITY, description="CPU the scheduler reserves, and the HPA's 100%.",
+        examples=["500m"],
+    )
+    memory_request: str = Field(
+        "256Mi", pattern=MEMORY_QUANTITY, description="Memory the scheduler reserves.", examples=["512Mi"]
+    )
+    memory_limit: str = Field(
+        "512Mi", pattern=MEMORY_QUANTITY, description="Memory above which the container is OOM-killed.",
+        examples=["1Gi"],
+    )
+    cpu_limit: str | None = Field(
+        None, pattern=CPU_QUANTITY,
+        description="CPU limit; unset (the default) because throttling hurts latency.", examples=["1"],
+    )
+
+    @model_validator(mode="after")
+    def _limits_cover_requests(self) -> ModelResourcesConfig:
+        if memory_bytes(self.memory_limit) < memory_bytes(self.memory_request):
+            raise ValueError(
+                f"memoryLimit must be at least memoryRequest (got memoryRequest={self.memory_request}, "
+                f"memoryLimit={self.memory_limit})"
+            )
+        if self.cpu_limit is not None and cpu_millicores(self.cpu_limit) < cpu_millicores(self.cpu_request):
+            raise ValueError(
+                f"cpuLimit must be at least cpuRequest (got cpuRequest={self.cpu_request}, cpuLimit={self.cpu_limit})"
+            )
+        return self
+
+
+class ModelRegistryConfig(Section):
+    """A registry the stack pushes the sample's image to, for clusters that have no registry of the stack's."""
+
+    address: str = Field(
+        pattern=REGISTRY_ADDRESS,
+        description="Registry host and repository path the image is pushed under (host[:port]/path).",
+        examples=["registry.example.com/ml-team"],
+    )
+    username: str | None = Field(
+        None, min_length=1, description="User that pushes (and, through a pull secret, pulls) the image.",
+        examples=["robot$ml-team"],
+    )
+    password: SecretStr | None = Field(
+        None, description="That user's password or token; set it with --secret.", examples=["<token>"],
+    )
+
+    @field_validator("password")
+    @classmethod
+    def _password_is_encrypted(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        secret_sections = (info.context or {}).get("secret_sections")
+        if value is not None and secret_sections is not None and "model" not in secret_sections:
+            raise ValueError(
+                "the registry password is stored in plain text; remove it from the stack file and set it "
+                "encrypted: pulumi config set --secret --path 'model.registry.password' <password>"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _credentials_in_pairs(self) -> ModelRegistryConfig:
+        if (self.username is None) != (self.password is None):
+            raise ValueError(
+                "username and password go together (got only "
+                f"{'username' if self.username is not None else 'password'}): set both, or neither to push with "
+                "the local Docker credentials and pull with the nodes' own"
+            )
+        return self
+
+    @property
+    def host(self) -> str:
+        """The registry's host (and port), as Docker credentials are keyed."""
+        return self.address.split("/", 1)[0]
+
+
+class ModelBuildConfig(Section):
+    """How the sample's image is built when no ``model.image`` is given."""
+
+    platform: Literal["linux/amd64", "linux/arm64"] = Field(
+        "linux/amd64",
+        description="Platform of images pushed to a registry (the nodes' architecture); kind builds for the "
+        "local engine.",
+        examples=["linux/arm64"],
+    )
+
+
+class ModelAutoscalingConfig(Section):
+    """The HorizontalPodAutoscaler on CPU, and the metrics-server it needs.
+
+    kind and EKS clusters come without metrics-server: the stack installs it there (its Helm chart). AKS and
+    GKE run their own. On an ``existing`` cluster the stack cannot know, so autoscaling is off unless turned
+    on, and metrics-server is then assumed present unless ``metricsServer: install``.
+    """
+
+    enabled: bool | None = Field(
+        None,
+        description="Scale on CPU between model.replicas and maxReplicas; unset: on for kind, eks, aks and gke, "
+        "off for existing.",
+        examples=[True],
+    )
+    max_replicas: int = Field(4, ge=1, le=50, description="Upper bound of the autoscaler.", examples=[6])
+    target_cpu_utilization_percent: int = Field(
+        70, ge=10, le=400, description="Average CPU use, in percent of the CPU request, the HPA aims at.",
+        examples=[60],
+    )
+    metrics_server: Literal["install", "present"] | None = Field(
+        None,
+        description="Whether the stack installs metrics-server; unset: installed on kind and eks, present "
+        "elsewhere.",
+        examples=["install"],
+    )
+
+    def enabled_on(self, kind: str) -> bool:
+        """Whether the HPA is declared on a cluster of this kind."""
+        return self.enabled if self.enabled is not None else kind != "existing"
+
+    def installs_metrics_server_on(self, kind: str) -> bool:
+        """Whether the stack installs metrics-server on a cluster of this kind."""
+        if not self.enabled_on(kind):
+            return False
+        if self.metrics_server is not None:
+            return self.metrics_server == "install"
+        return kind in METRICS_SERVER_MISSING
+
+
+class ModelNetworkPolicyConfig(Section):
+    """Who may reach the model's port: Prometheus always, and the clients named here."""
+
+    enabled: bool = Field(
+        True, description="Declare the NetworkPolicy (the CNI must enforce it to have an effect).",
+        examples=[False],
+    )
+    client_namespaces: tuple[Annotated[str, StringConstraints(pattern=DNS_LABEL, max_length=63)], ...] = Field(
+        (), description="Namespaces whose pods may call the model's API.", examples=[["checkout", "batch-scoring"]],
+    )
+    client_pod_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Labels of pods, in any namespace, that may call the model's API.",
+        examples=[{"ml-observability/model-client": "true"}],
+    )
+
+    @field_validator("client_pod_labels")
+    @classmethod
+    def _valid_labels(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, label in value.items():
+            if not re.match(LABEL_KEY, key):
+                raise ValueError(f"{key!r} is not a Kubernetes label key ([prefix/]name, name up to 63 characters)")
+            if not re.match(LABEL_VALUE, label):
+                raise ValueError(f"{label!r} (of {key!r}) is not a Kubernetes label value (up to 63 characters)")
+        return value
+
+
+class ModelFaultsConfig(Section):
+    """Fault injection for demos and end-to-end tests of the alerts; off by default."""
+
+    error_ratio: float = Field(
+        0.0, ge=0.0, le=1.0, description="Share of /predict requests answered 500.", examples=[0.05]
+    )
+    extra_latency_seconds: float = Field(
+        0.0, ge=0.0, le=60.0, description="Delay added to the /predict requests chosen by latencyRatio.",
+        examples=[0.3],
+    )
+    latency_ratio: float = Field(
+        1.0, ge=0.0, le=1.0, description="Share of /predict requests that get the extra latency.", examples=[0.2]
+    )
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any fault is configured (the service then also exports its fault counter)."""
+        return self.error_ratio > 0 or (self.extra_latency_seconds > 0 and self.latency_ratio > 0)
+
+
 class ModelConfig(Section):
     """The sample model's deployment and its monitors."""
 
+    name: str = Field(
+        SAMPLE_MODEL_NAME, pattern=DNS_LABEL, max_length=50,
+        description="Model name: names the workload and must equal the model_name the image's metrics carry.",
+        examples=[SAMPLE_MODEL_NAME],
+    )
+    namespace: str = Field(
+        "models", pattern=DNS_LABEL, max_length=63, description="Namespace the stack creates for the model.",
+        examples=["ml-serving"],
+    )
+    replicas: int = Field(
+        2, ge=1, le=50, description="Pods when autoscaling is off; the autoscaler's lower bound when on.",
+        examples=[3],
+    )
+    image: str | None = Field(
+        None, pattern=IMAGE_REFERENCE,
+        description="Image to deploy as is (pinned by tag or digest), which skips the build; unset: the stack "
+        "builds model-service/.",
+        examples=["registry.example.com/ml-team/ml-model-service:1.0.0"],
+    )
+    registry: ModelRegistryConfig | None = Field(
+        None,
+        description="Registry to push the built image to; only for existing clusters (the others get a registry "
+        "of the stack's).",
+        examples=[{"address": "registry.example.com/ml-team"}],
+    )
+    build: ModelBuildConfig = ModelBuildConfig()
+    resources: ModelResourcesConfig = ModelResourcesConfig()
+    autoscaling: ModelAutoscalingConfig = ModelAutoscalingConfig()
+    network_policy: ModelNetworkPolicyConfig = ModelNetworkPolicyConfig()
+    faults: ModelFaultsConfig = ModelFaultsConfig()
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        "info", description="The service's log level.", examples=["debug"]
+    )
     monitors: ModelMonitorsConfig = ModelMonitorsConfig()
+
+    @field_validator("image")
+    @classmethod
+    def _image_is_pinned(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        match = re.match(IMAGE_REFERENCE, value)
+        assert match is not None  # the pattern ran first
+        if match.group("digest") is None and match.group("tag") in (None, "latest"):
+            raise ValueError(
+                f"image {value!r} is not pinned: give it a version tag other than 'latest' or a digest "
+                "(for example registry.example.com/ml-team/ml-model-service:1.0.0)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_image_source(self) -> ModelConfig:
+        if self.image is not None and self.registry is not None:
+            raise ValueError(
+                "image and registry exclude each other (got both): image deploys a ready image, registry receives "
+                "the one the stack builds; remove one of them"
+            )
+        return self
+
+    def problems_on(self, kind: str) -> list[str]:
+        """What this model section cannot do on a cluster of ``kind`` (empty when it fits)."""
+        problems = []
+        if kind == "existing" and self.image is None and self.registry is None:
+            problems.append(
+                "an existing cluster has no registry of this stack, and neither model.image nor model.registry "
+                "is set: set the image to deploy (pulumi config set --path 'model.image' "
+                "registry.example.com/ml-team/ml-model-service:1.0.0) or a registry to push the built image to "
+                "(pulumi config set --path 'model.registry.address' registry.example.com/ml-team, with "
+                "model.registry.username and, with --secret, model.registry.password)"
+            )
+        if kind != "existing" and self.registry is not None:
+            problems.append(
+                f"model.registry is only for existing clusters: a {kind} stack pushes to a registry it creates "
+                "(or deploys model.image); remove model.registry"
+            )
+        if kind in METRICS_SERVER_SHIPPED and self.autoscaling.metrics_server == "install":
+            problems.append(
+                f"model.autoscaling.metricsServer cannot be 'install' on {kind}, whose clusters run metrics-server "
+                "already; remove the setting"
+            )
+        if self.autoscaling.enabled_on(kind) and self.autoscaling.max_replicas < self.replicas:
+            problems.append(
+                "model.autoscaling.maxReplicas must be at least model.replicas, the autoscaler's lower bound "
+                f"(got replicas={self.replicas}, maxReplicas={self.autoscaling.max_replicas})"
+            )
+        return problems
 
 
 class StackConfig(Section):
@@ -427,6 +726,15 @@ class StackConfig(Section):
     monitoring: MonitoringConfig = MonitoringConfig()
     alerting: AlertingConfig = AlertingConfig()
     model: ModelConfig = ModelConfig()
+
+    @field_validator("model")
+    @classmethod
+    def _model_fits_the_cluster(cls, model: ModelConfig, info: ValidationInfo) -> ModelConfig:
+        """Per-kind rules of the model section, checked before any resource is declared."""
+        cluster = info.data.get("cluster")  # absent when the cluster section itself is invalid
+        if cluster is not None and (problems := model.problems_on(cluster.kind)):
+            raise ValueError("; ".join(problems))
+        return model
 
 
 SECTIONS = tuple(StackConfig.model_fields)
@@ -469,7 +777,8 @@ def validate_settings(settings: Mapping[str, RawSetting], *, project: str = PROJ
     document = {key: setting.value for key, setting in settings.items() if key in SECTIONS}
     secret_sections = {key for key, setting in settings.items() if setting.secret}
     try:
-        config = StackConfig.model_validate(document)
+        # Validators that must know which sections hold encrypted values (credentials) read it from the context.
+        config = StackConfig.model_validate(document, context={"secret_sections": frozenset(secret_sections)})
     except ValidationError as error:
         problems += [_describe(project, e, secret_sections) for e in error.errors()]
         raise ConfigError(stack_file, problems) from None
