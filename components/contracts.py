@@ -13,6 +13,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from model_service import contract as model_contract
 
 PROJECT = "ml-observability"
 """The Pulumi project name; also the namespace of the project's own config keys (``ml-observability:cluster``)."""
@@ -24,6 +27,8 @@ VERSION_LABEL = "app.kubernetes.io/version"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 PART_OF_LABEL = "app.kubernetes.io/part-of"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+"""Set by Kubernetes on every namespace to its name: how a NetworkPolicy selects a namespace by name."""
 
 
 def selector_labels(name: str, instance: str) -> dict[str, str]:
@@ -102,6 +107,23 @@ class DashboardContract:
     def labels(self) -> dict[str, str]:
         """The labels a dashboard ConfigMap must carry."""
         return {**self.extra_labels, self.label: self.label_value}
+
+
+# The model service -----------------------------------------------------------------------------------------
+# One named port serves the API, the probes and /metrics (model-service/README.md). The Deployment, the Service,
+# the NetworkPolicy and the ServiceMonitor refer to it by this name, and the name and number come from the
+# service's own contract module, so that none of them can drift from what the container listens on.
+
+MODEL_HTTP_PORT_NAME: str = model_contract.PORT_NAME
+"""Name of the model's container and Service port; the ServiceMonitor's ``endpoints[].port``."""
+MODEL_HTTP_PORT: int = model_contract.DEFAULT_PORT
+"""Number of that port, in the container (``MODEL_PORT``) and on the Service."""
+MODEL_METRICS_PATH: str = model_contract.ROUTE_METRICS
+"""Path Prometheus scrapes on that port."""
+
+PROMETHEUS_POD_LABELS: Mapping[str, str] = MappingProxyType({NAME_LABEL: "prometheus"})
+"""Labels the Prometheus operator puts on every Prometheus pod it runs, whatever the release: what a
+NetworkPolicy admits scrapes by, together with the monitoring namespace."""
 
 
 GRAFANA_NODE_PORT = 30300

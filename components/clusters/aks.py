@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import pulumi
 import pulumi_azure_native as azure
@@ -21,6 +22,15 @@ class AksCluster(Cluster):
     """
 
     TYPE = "mlobs:cluster:AksCluster"
+
+    azure_provider: azure.Provider
+    """The azure-native provider of the cluster's location, for resources beside the cluster (the model's registry)."""
+    resource_group_name: pulumi.Output[str]
+    """The cluster's resource group, where resources beside it go."""
+    location: str
+    """The cluster's Azure region."""
+    kubelet_identity_object_id: pulumi.Output[str]
+    """Object id of the managed identity the kubelets pull images with (a registry grants it ``AcrPull``)."""
 
     def __init__(self, name: str, config: AksClusterConfig, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(self.TYPE, name, None, opts)
@@ -64,6 +74,10 @@ class AksCluster(Cluster):
         )
 
         self.kind = "aks"
+        self.azure_provider = azure_provider
+        self.resource_group_name = group.name
+        self.location = config.location
+        self.kubelet_identity_object_id = cluster.identity_profile.apply(_kubelet_object_id)
         self.cluster_name = cluster.name
         self.kubeconfig = pulumi.Output.secret(
             credentials.kubeconfigs[0].value.apply(lambda encoded: base64.b64decode(encoded).decode())
@@ -73,3 +87,12 @@ class AksCluster(Cluster):
         self.control_plane_metrics = config.control_plane_metrics
         self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, opts=child)
         self._register()
+
+
+def _kubelet_object_id(profile: Any) -> str:
+    """``identityProfile.kubeletidentity.objectId`` of a ManagedCluster."""
+    identity = (profile or {}).get("kubeletidentity")
+    value = getattr(identity, "object_id", None)
+    if not value:
+        raise pulumi.RunError("the AKS cluster reports no kubelet identity (identityProfile.kubeletidentity)")
+    return str(value)

@@ -37,6 +37,9 @@ class EksCluster(Cluster):
 
     TYPE = "mlobs:cluster:EksCluster"
 
+    aws_provider: aws.Provider
+    """The AWS provider of the cluster's region, for resources beside the cluster (the model's registry)."""
+
     def __init__(self, name: str, config: EksClusterConfig, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(self.TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -108,6 +111,7 @@ class EksCluster(Cluster):
         )
 
         self.kind = "eks"
+        self.aws_provider = aws_provider
         self.cluster_name = pulumi.Output.from_input(eks_name)
         self.kubeconfig = pulumi.Output.secret(cluster.kubeconfig_json)
         self.kubernetes_version = config.kubernetes_version

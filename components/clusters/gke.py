@@ -48,6 +48,13 @@ class GkeCluster(Cluster):
 
     TYPE = "mlobs:cluster:GkeCluster"
 
+    gcp_provider: gcp.Provider
+    """The gcp provider of the cluster's project, for resources beside the cluster (the model's registry)."""
+    project: pulumi.Output[str]
+    """The project the cluster is in."""
+    location: str
+    """The cluster's zone or region."""
+
     def __init__(self, name: str, config: GkeClusterConfig, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(self.TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -103,6 +110,9 @@ class GkeCluster(Cluster):
         )
 
         self.kind = "gke"
+        self.gcp_provider = gcp_provider
+        self.project = project
+        self.location = config.location
         self.cluster_name = cluster.name
         self.kubeconfig = pulumi.Output.secret(
             pulumi.Output.all(cluster.name, cluster.endpoint, cluster.master_auth.cluster_ca_certificate).apply(

@@ -1,0 +1,533 @@
+"""ModelDeployment: a model service on Kubernetes, hardened, scalable, and ready to be scraped.
+
+It runs any image that follows the sample's contract (one HTTP port serving the API, ``/healthz``, ``/readyz`` and
+``/metrics``; settings from ``MODEL_*`` variables) and exports exactly what its monitors need to find it: the
+namespace, the pods' selector labels and the port's name. ``ModelMonitors`` takes those outputs instead of
+spelling them, so that the ServiceMonitor and the Service cannot disagree.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+from model_service import contract as model_contract
+
+from components.config import ModelConfig
+from components.contracts import (
+    MODEL_HTTP_PORT,
+    MODEL_HTTP_PORT_NAME,
+    MODEL_METRICS_PATH,
+    NAMESPACE_NAME_LABEL,
+    PROMETHEUS_POD_LABELS,
+    common_labels,
+    selector_labels,
+)
+from components.model_image import MODEL_SERVICE_UID, RegistryCredentials
+
+COMPONENT = "model-server"
+"""``app.kubernetes.io/component`` of every object of a model deployment."""
+CONTAINER_NAME = "model"
+SIGNING_KEY_SECRET_KEY = "feedback-signing-key"
+"""Key, in the Secret, of the HMAC key that signs prediction ids."""
+SIGNING_KEY_BYTES = 32
+"""256 random bits: the service needs at least 16 bytes, HMAC-SHA256 gains nothing beyond its block of 64."""
+SHUTDOWN_TIMEOUT_SECONDS = 20
+"""Time the service gives in-flight requests after SIGTERM (``MODEL_SHUTDOWN_TIMEOUT_SECONDS``)."""
+TERMINATION_GRACE_SECONDS = SHUTDOWN_TIMEOUT_SECONDS + 10
+"""Kubernetes kills the pod after this: longer than the service's own drain, so that draining is never cut."""
+TMP_SIZE_LIMIT = "64Mi"
+"""The only writable path of the container (``/tmp``); the root filesystem is read-only."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContainerResources:
+    """Requests and limits of the model's container."""
+
+    cpu_request: str
+    """CPU reserved for the container; the HPA's utilisation is relative to it."""
+    memory_request: str
+    """Memory reserved for the container."""
+    memory_limit: str
+    """Memory at which the container is OOM-killed."""
+    cpu_limit: str | None = None
+    """CPU limit; ``None`` leaves it unset, because CFS throttling turns bursts into tail latency."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Autoscaling:
+    """A HorizontalPodAutoscaler (autoscaling/v2) on CPU; the cluster must serve the resource metrics API."""
+
+    max_replicas: int
+    """Upper bound; the lower bound is ``ModelDeploymentArgs.replicas``."""
+    target_cpu_utilization_percent: int
+    """Average CPU use, in percent of the request, the HPA keeps the pods at."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class FaultInjection:
+    """Faults the service injects into ``/predict``, to exercise the SLO alerts in demos and tests."""
+
+    error_ratio: float = 0.0
+    """Share of requests answered 500."""
+    extra_latency_seconds: float = 0.0
+    """Delay added to the share of requests that ``latency_ratio`` picks."""
+    latency_ratio: float = 1.0
+    """Share of requests that get the extra latency."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelDeploymentArgs:
+    """What to run and who may reach it."""
+
+    model_name: str
+    """Name of the model; names the objects and their labels, and must equal the ``model_name`` its metrics carry."""
+    namespace: str
+    """Namespace of the objects."""
+    image: pulumi.Input[str]
+    """Image reference, pinned (a content tag or a digest); an Output of the image build orders the rollout after it."""
+    replicas: int
+    """Pods when ``autoscaling`` is ``None``; the autoscaler's lower bound otherwise."""
+    resources: ContainerResources
+    """Requests and limits of the container."""
+    scrape_from_namespace: pulumi.Input[str]
+    """Namespace of the Prometheus that scrapes the model (an output of the monitoring stack); the NetworkPolicy
+    admits scrapes from it."""
+    scraper_pod_labels: Mapping[str, str] = field(default_factory=lambda: dict(PROMETHEUS_POD_LABELS))
+    """Labels of the Prometheus pods in that namespace."""
+    autoscaling: Autoscaling | None = None
+    """The HPA, or ``None`` for a fixed number of replicas."""
+    latency_slo_thresholds_seconds: tuple[float, ...] = model_contract.DEFAULT_LATENCY_SLO_THRESHOLDS_SECONDS
+    """The latency SLO thresholds of the monitors: the service makes each a bucket bound of its request-duration
+    histogram, so that the SLO rules' ``le`` selectors always exist. Pass the monitors' own values."""
+    faults: FaultInjection | None = None
+    """Fault injection, or ``None`` (no fault, and no fault counter)."""
+    log_level: str = "info"
+    """The service's log level."""
+    network_policy: bool = True
+    """Declare the NetworkPolicy that admits only Prometheus and the clients below."""
+    client_namespaces: tuple[str, ...] = ()
+    """Namespaces whose pods may call the API."""
+    client_pod_labels: Mapping[str, str] = field(default_factory=dict)
+    """Labels of pods, in any namespace, that may call the API (none when empty)."""
+    image_pull_credentials: RegistryCredentials | None = None
+    """Credentials for a registry the nodes cannot pull from on their own; they become an image pull Secret."""
+    create_namespace: bool = True
+    """Create the namespace (and own it), or deploy into one that exists."""
+
+    @classmethod
+    def from_config(
+        cls,
+        config: ModelConfig,
+        *,
+        cluster_kind: str,
+        image: pulumi.Input[str],
+        scrape_from_namespace: pulumi.Input[str],
+        latency_slo_thresholds_seconds: tuple[float, ...] = model_contract.DEFAULT_LATENCY_SLO_THRESHOLDS_SECONDS,
+        image_pull_credentials: RegistryCredentials | None = None,
+    ) -> ModelDeploymentArgs:
+        """The args a stack's ``model`` section describes, on a cluster of ``cluster_kind``."""
+        autoscaling = config.autoscaling
+        faults = config.faults
+        return cls(
+            model_name=config.name,
+            namespace=config.namespace,
+            image=image,
+            replicas=config.replicas,
+            resources=ContainerResources(
+                cpu_request=config.resources.cpu_request,
+                memory_request=config.resources.memory_request,
+                memory_limit=config.resources.memory_limit,
+                cpu_limit=config.resources.cpu_limit,
+            ),
+            scrape_from_namespace=scrape_from_namespace,
+            autoscaling=(
+                Autoscaling(
+                    max_replicas=autoscaling.max_replicas,
+                    target_cpu_utilization_percent=autoscaling.target_cpu_utilization_percent,
+                )
+                if autoscaling.enabled_on(cluster_kind)
+                else None
+            ),
+            latency_slo_thresholds_seconds=latency_slo_thresholds_seconds,
+            faults=(
+                FaultInjection(
+                    error_ratio=faults.error_ratio,
+                    extra_latency_seconds=faults.extra_latency_seconds,
+                    latency_ratio=faults.latency_ratio,
+                )
+                if faults.enabled
+                else None
+            ),
+            log_level=config.log_level,
+            network_policy=config.network_policy.enabled,
+            client_namespaces=config.network_policy.client_namespaces,
+            client_pod_labels=dict(config.network_policy.client_pod_labels),
+            image_pull_credentials=image_pull_credentials,
+        )
+
+
+class ModelDeployment(pulumi.ComponentResource):
+    """A model service: Namespace, ServiceAccount, signing-key Secret, Deployment, Service, PodDisruptionBudget,
+    HorizontalPodAutoscaler and NetworkPolicy.
+
+    Contract honoured: every object carries ``common_labels(model_name, model_name, "model-server")``; the pods
+    and the Service's selector use ``selector_labels(model_name, model_name)``; the container and the Service
+    expose one port named ``MODEL_HTTP_PORT_NAME`` that serves the API, the probes and ``/metrics``. The pods
+    run as the image's non-root user with a read-only root filesystem, no privilege escalation, no
+    capabilities and the RuntimeDefault seccomp profile, which the namespace enforces (Pod Security
+    ``restricted``). Takes the cluster's Kubernetes provider through ``opts`` (``providers=[cluster.provider]``).
+    """
+
+    TYPE = "mlobs:model:ModelDeployment"
+
+    model_name: str
+    """Name of the model (the ``model_name`` of its metrics)."""
+    namespace: pulumi.Output[str]
+    """Namespace of the model's objects; resolves once the namespace exists."""
+    service_name: pulumi.Output[str]
+    """Name of the Service a ServiceMonitor selects."""
+    deployment_name: pulumi.Output[str]
+    """Name of the Deployment (for dashboards of replicas and rollouts)."""
+    selector_labels: dict[str, str]
+    """Labels of the pods and of the Service: what a ServiceMonitor's ``selector.matchLabels`` must be."""
+    port_name: str
+    """Name of the Service port that serves ``/metrics``: a ServiceMonitor endpoint's ``port``."""
+    metrics_path: str
+    """Path of the metrics on that port."""
+    url: pulumi.Output[str]
+    """In-cluster URL of the API, e.g. ``http://synthetic-classifier.models.svc:8080``."""
+    image: pulumi.Output[str]
+    """Image reference the pods run."""
+
+    def __init__(self, name: str, args: ModelDeploymentArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(self.TYPE, name, None, opts)
+        _validate(args)
+        child = pulumi.ResourceOptions(parent=self)
+        model = args.model_name
+        labels = common_labels(model, model, COMPONENT)
+        selector = selector_labels(model, model)
+
+        if args.create_namespace:
+            namespace_resource = k8s.core.v1.Namespace(
+                f"{name}-ns",
+                metadata={
+                    "name": args.namespace,
+                    # Admission rejects any pod of the namespace that is not as locked down as this one's.
+                    "labels": {
+                        **labels,
+                        "pod-security.kubernetes.io/enforce": "restricted",
+                        "pod-security.kubernetes.io/enforce-version": "latest",
+                    },
+                },
+                opts=child,
+            )
+            namespace = namespace_resource.metadata.apply(lambda metadata: str(metadata.name))
+        else:
+            namespace = pulumi.Output.from_input(args.namespace)
+
+        def metadata(object_name: str = model) -> k8s.meta.v1.ObjectMetaArgsDict:
+            return {"name": object_name, "namespace": namespace, "labels": labels}
+
+        service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-sa",
+            metadata=metadata(),
+            automount_service_account_token=False,  # the service never calls the Kubernetes API
+            opts=child,
+        )
+
+        # One key for every replica, so that any replica scores feedback for a prediction another one made.
+        signing_key = random.RandomBytes(f"{name}-signing-key", length=SIGNING_KEY_BYTES, opts=child)
+        signing_secret = k8s.core.v1.Secret(
+            f"{name}-signing-key",
+            metadata=metadata(f"{model}-signing-key"),
+            type="Opaque",
+            string_data={SIGNING_KEY_SECRET_KEY: signing_key.base64},
+            opts=child,
+        )
+
+        pull_secrets: list[k8s.core.v1.LocalObjectReferenceArgsDict] = []
+        if args.image_pull_credentials is not None:
+            pull_secret = k8s.core.v1.Secret(
+                f"{name}-pull-secret",
+                metadata=metadata(f"{model}-pull"),
+                type="kubernetes.io/dockerconfigjson",
+                string_data={".dockerconfigjson": _docker_config_json(args.image_pull_credentials)},
+                opts=child,
+            )
+            pull_secrets = [{"name": pull_secret.metadata.apply(lambda m: str(m.name))}]
+
+        deployment_spec: k8s.apps.v1.DeploymentSpecArgsDict = {
+            "revision_history_limit": 5,
+            "selector": {"match_labels": selector},
+            "strategy": {
+                "type": "RollingUpdate",
+                # A new pod must be ready before an old one goes: a rollout never lowers capacity.
+                "rolling_update": {"max_unavailable": 0, "max_surge": 1},
+            },
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": _pod_spec(
+                    args,
+                    service_account=service_account.metadata.apply(lambda m: str(m.name)),
+                    signing_secret=signing_secret.metadata.apply(lambda m: str(m.name)),
+                    selector=selector,
+                    pull_secrets=pull_secrets,
+                ),
+            },
+        }
+        if args.autoscaling is None:
+            # With an HPA, the autoscaler owns the replica count: declaring it too would reset it on every up.
+            deployment_spec["replicas"] = args.replicas
+        deployment = k8s.apps.v1.Deployment(f"{name}-deployment", metadata=metadata(), spec=deployment_spec, opts=child)
+
+        service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=metadata(),
+            spec={
+                "type": "ClusterIP",
+                "selector": selector,
+                "ports": [
+                    {
+                        "name": MODEL_HTTP_PORT_NAME,
+                        "port": MODEL_HTTP_PORT,
+                        "target_port": MODEL_HTTP_PORT_NAME,
+                        "protocol": "TCP",
+                        "app_protocol": "http",
+                    }
+                ],
+            },
+            opts=child,
+        )
+
+        # One pod at a time may be evicted: drains proceed, and with 2+ replicas the service stays up. With
+        # maxUnavailable (not minAvailable) a single replica never blocks a node drain.
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb",
+            metadata=metadata(),
+            spec={"max_unavailable": 1, "selector": {"match_labels": selector}},
+            opts=child,
+        )
+
+        if args.autoscaling is not None:
+            k8s.autoscaling.v2.HorizontalPodAutoscaler(
+                f"{name}-hpa",
+                metadata=metadata(),
+                spec={
+                    "scale_target_ref": {
+                        "api_version": "apps/v1",
+                        "kind": "Deployment",
+                        "name": deployment.metadata.apply(lambda m: str(m.name)),
+                    },
+                    "min_replicas": args.replicas,
+                    "max_replicas": args.autoscaling.max_replicas,
+                    "metrics": [
+                        {
+                            "type": "Resource",
+                            "resource": {
+                                "name": "cpu",
+                                "target": {
+                                    "type": "Utilization",
+                                    "average_utilization": args.autoscaling.target_cpu_utilization_percent,
+                                },
+                            },
+                        }
+                    ],
+                },
+                opts=child,
+            )
+
+        if args.network_policy:
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-netpol",
+                metadata=metadata(),
+                spec=_network_policy_spec(args, selector),
+                opts=child,
+            )
+
+        self.model_name = model
+        self.namespace = namespace
+        self.service_name = service.metadata.apply(lambda m: str(m.name))
+        self.deployment_name = deployment.metadata.apply(lambda m: str(m.name))
+        self.selector_labels = selector
+        self.port_name = MODEL_HTTP_PORT_NAME
+        self.metrics_path = MODEL_METRICS_PATH
+        self.url = pulumi.Output.concat(
+            "http://", self.service_name, ".", self.namespace, ".svc:", str(MODEL_HTTP_PORT)
+        )
+        self.image = pulumi.Output.from_input(args.image)
+        self.register_outputs(
+            {
+                "modelName": self.model_name,
+                "namespace": self.namespace,
+                "serviceName": self.service_name,
+                "deploymentName": self.deployment_name,
+                "selectorLabels": self.selector_labels,
+                "portName": self.port_name,
+                "metricsPath": self.metrics_path,
+                "url": self.url,
+                "image": self.image,
+            }
+        )
+
+
+def _validate(args: ModelDeploymentArgs) -> None:
+    """Reject args that would only fail in the cluster, before any child exists."""
+    if args.replicas < 1:
+        raise ValueError(f"ModelDeploymentArgs.replicas must be at least 1 (got {args.replicas})")
+    if args.autoscaling is not None and args.autoscaling.max_replicas < args.replicas:
+        raise ValueError(
+            "ModelDeploymentArgs.autoscaling.max_replicas must be at least replicas "
+            f"(got replicas={args.replicas}, max_replicas={args.autoscaling.max_replicas})"
+        )
+    # The service refuses thresholds it cannot make bucket bounds of; fail here rather than in a crash loop.
+    model_contract.latency_buckets(args.latency_slo_thresholds_seconds)
+    if not 1 <= len(args.latency_slo_thresholds_seconds) <= model_contract.MAX_LATENCY_SLO_THRESHOLDS:
+        raise ValueError(
+            f"ModelDeploymentArgs.latency_slo_thresholds_seconds takes 1 to {model_contract.MAX_LATENCY_SLO_THRESHOLDS}"
+            f" thresholds (got {args.latency_slo_thresholds_seconds})"
+        )
+
+
+def _environment(args: ModelDeploymentArgs, signing_secret: pulumi.Input[str]) -> list[k8s.core.v1.EnvVarArgsDict]:
+    """The service's ``MODEL_*`` settings (model-service/README.md, Configuration)."""
+    env: list[k8s.core.v1.EnvVarArgsDict] = [
+        {"name": "MODEL_PORT", "value": str(MODEL_HTTP_PORT)},
+        {
+            "name": model_contract.ENV_LATENCY_SLO_THRESHOLDS_SECONDS,
+            "value": model_contract.format_latency_thresholds(args.latency_slo_thresholds_seconds),
+        },
+        {
+            "name": "MODEL_FEEDBACK_SIGNING_KEY",
+            "value_from": {"secret_key_ref": {"name": signing_secret, "key": SIGNING_KEY_SECRET_KEY}},
+        },
+        {"name": "MODEL_LOG_LEVEL", "value": args.log_level},
+        {"name": "MODEL_SHUTDOWN_TIMEOUT_SECONDS", "value": str(float(SHUTDOWN_TIMEOUT_SECONDS))},
+    ]
+    if args.faults is not None:
+        env += [
+            {"name": "MODEL_FAULT_ERROR_RATIO", "value": repr(float(args.faults.error_ratio))},
+            {"name": "MODEL_FAULT_EXTRA_LATENCY_SECONDS", "value": repr(float(args.faults.extra_latency_seconds))},
+            {"name": "MODEL_FAULT_LATENCY_RATIO", "value": repr(float(args.faults.latency_ratio))},
+        ]
+    return env
+
+
+def _probe(path: str, *, period: int, failures: int) -> k8s.core.v1.ProbeArgsDict:
+    return {
+        "http_get": {"path": path, "port": MODEL_HTTP_PORT_NAME},
+        "period_seconds": period,
+        "timeout_seconds": 2,
+        "failure_threshold": failures,
+    }
+
+
+def _pod_spec(
+    args: ModelDeploymentArgs,
+    *,
+    service_account: pulumi.Input[str],
+    signing_secret: pulumi.Input[str],
+    selector: Mapping[str, str],
+    pull_secrets: list[k8s.core.v1.LocalObjectReferenceArgsDict],
+) -> k8s.core.v1.PodSpecArgsDict:
+    resources = args.resources
+    limits: dict[str, pulumi.Input[str]] = {"memory": resources.memory_limit}
+    if resources.cpu_limit is not None:
+        limits["cpu"] = resources.cpu_limit
+    spec: k8s.core.v1.PodSpecArgsDict = {
+        "service_account_name": service_account,
+        "automount_service_account_token": False,
+        # A Service named `model` would inject MODEL_PORT=tcp://…, which collides with the service's own setting.
+        "enable_service_links": False,
+        "termination_grace_period_seconds": TERMINATION_GRACE_SECONDS,
+        "security_context": {
+            "run_as_non_root": True,
+            "run_as_user": MODEL_SERVICE_UID,
+            "run_as_group": MODEL_SERVICE_UID,
+            "fs_group": MODEL_SERVICE_UID,
+            "seccomp_profile": {"type": "RuntimeDefault"},
+        },
+        # Replicas on different nodes where there are several: one node's loss leaves the others serving.
+        "topology_spread_constraints": [
+            {
+                "max_skew": 1,
+                "topology_key": "kubernetes.io/hostname",
+                "when_unsatisfiable": "ScheduleAnyway",
+                "label_selector": {"match_labels": dict(selector)},
+            }
+        ],
+        "containers": [
+            {
+                "name": CONTAINER_NAME,
+                "image": args.image,
+                # Tags are content hashes or digests, never moved: a node's copy is always the right one (and a
+                # kind-loaded image exists only on the nodes).
+                "image_pull_policy": "IfNotPresent",
+                "ports": [{"name": MODEL_HTTP_PORT_NAME, "container_port": MODEL_HTTP_PORT, "protocol": "TCP"}],
+                "env": _environment(args, signing_secret),
+                # Liveness only once the process serves; readiness only once the model is loaded.
+                "startup_probe": _probe(model_contract.ROUTE_HEALTHZ, period=2, failures=30),
+                "liveness_probe": _probe(model_contract.ROUTE_HEALTHZ, period=10, failures=3),
+                "readiness_probe": _probe(model_contract.ROUTE_READYZ, period=5, failures=2),
+                "resources": {
+                    "requests": {"cpu": resources.cpu_request, "memory": resources.memory_request},
+                    "limits": limits,
+                },
+                "security_context": {
+                    "run_as_non_root": True,
+                    "run_as_user": MODEL_SERVICE_UID,
+                    "run_as_group": MODEL_SERVICE_UID,
+                    "read_only_root_filesystem": True,
+                    "allow_privilege_escalation": False,
+                    "privileged": False,
+                    "capabilities": {"drop": ["ALL"]},
+                    "seccomp_profile": {"type": "RuntimeDefault"},
+                },
+                "volume_mounts": [{"name": "tmp", "mount_path": "/tmp"}],
+            }
+        ],
+        "volumes": [{"name": "tmp", "empty_dir": {"size_limit": TMP_SIZE_LIMIT}}],
+    }
+    if pull_secrets:
+        spec["image_pull_secrets"] = pull_secrets
+    return spec
+
+
+def _network_policy_spec(
+    args: ModelDeploymentArgs, selector: Mapping[str, str]
+) -> k8s.networking.v1.NetworkPolicySpecArgsDict:
+    """Ingress to the model's port from Prometheus and the configured clients only; egress is not restricted."""
+    port: list[k8s.networking.v1.NetworkPolicyPortArgsDict] = [{"port": MODEL_HTTP_PORT_NAME, "protocol": "TCP"}]
+    prometheus: k8s.networking.v1.NetworkPolicyPeerArgsDict = {
+        "namespace_selector": {"match_labels": {NAMESPACE_NAME_LABEL: args.scrape_from_namespace}},
+        "pod_selector": {"match_labels": dict(args.scraper_pod_labels)},
+    }
+    clients: list[k8s.networking.v1.NetworkPolicyPeerArgsDict] = [
+        {"namespace_selector": {"match_labels": {NAMESPACE_NAME_LABEL: namespace}}}
+        for namespace in args.client_namespaces
+    ]
+    if args.client_pod_labels:
+        clients.append({"namespace_selector": {}, "pod_selector": {"match_labels": dict(args.client_pod_labels)}})
+    ingress: list[k8s.networking.v1.NetworkPolicyIngressRuleArgsDict] = [{"from_": [prometheus], "ports": port}]
+    if clients:
+        ingress.append({"from_": clients, "ports": port})
+    return {"pod_selector": {"match_labels": dict(selector)}, "policy_types": ["Ingress"], "ingress": ingress}
+
+
+def _docker_config_json(credentials: RegistryCredentials) -> pulumi.Output[str]:
+    """The ``.dockerconfigjson`` of an image pull Secret, kept secret."""
+
+    def render(values: list[Any]) -> str:
+        server, username, password = (str(v) for v in values)
+        auth = base64.b64encode(f"{username}:{password}".encode()).decode()
+        return json.dumps({"auths": {server: {"username": username, "password": password, "auth": auth}}})
+
+    return pulumi.Output.secret(
+        pulumi.Output.all(credentials.server, credentials.username, credentials.password).apply(render)
+    )
