@@ -23,7 +23,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -50,6 +50,9 @@ from components.drift_rules import JS_THRESHOLD_SERIES, PSI_THRESHOLD_SERIES, js
 from components.model_rules import ACCURACY, ACCURACY_FLOOR
 from components.rule_model import Matcher, selector
 from components.slo_rules import PERIOD_BUDGET_REMAINING
+
+if TYPE_CHECKING:
+    from components.config import ModelMonitorsConfig
 
 MODEL_DASHBOARD_TITLE: Final = "ML model overview"
 DEFAULT_FOLDER: Final = "ML models"
@@ -357,6 +360,21 @@ class ModelDashboardsArgs:
     """Windows of the drift and accuracy recordings to show, and the memory threshold."""
     folder: str = DEFAULT_FOLDER
     """Grafana folder the dashboards land in."""
+
+    @classmethod
+    def from_config(
+        cls, config: ModelMonitorsConfig, *, namespace: pulumi.Input[str], contract: DashboardContract
+    ) -> ModelDashboardsArgs:
+        """The args for the stack's ``model.monitors`` section and the monitoring stack's dashboard contract."""
+        return cls(
+            namespace=namespace,
+            contract=contract,
+            settings=DashboardSettings(
+                drift_window=config.drift.short_window,
+                accuracy_window=config.accuracy.window,
+                memory_near_limit_ratio=config.memory_near_limit_ratio,
+            ),
+        )
 
     def namespace_problems(self, namespace: str) -> list[str]:
         allowed = self.contract.namespaces
