@@ -8,14 +8,41 @@ needs to reach it.
 import pulumi
 
 from components.cluster import create_cluster
-from components.config import load_stack_config
+from components.config import KindClusterConfig, load_stack_config
+from components.monitoring_stack import MonitoringStack, MonitoringStackArgs
 
 config = load_stack_config()
 
 cluster = create_cluster("cluster", config.cluster)
+
+monitoring = MonitoringStack(
+    "monitoring",
+    MonitoringStackArgs(
+        monitoring=config.monitoring,
+        alerting=config.alerting,
+        platform=cluster.kind,
+        control_plane_metrics=cluster.control_plane_metrics,
+        storage_class=cluster.default_storage_class,
+        grafana_host_port=config.cluster.grafana_host_port if isinstance(config.cluster, KindClusterConfig) else None,
+    ),
+    opts=pulumi.ResourceOptions(providers=[cluster.provider]),
+)
 
 pulumi.export("clusterName", cluster.cluster_name)
 pulumi.export("clusterKind", cluster.kind)
 pulumi.export("kubeconfig", cluster.kubeconfig)
 pulumi.export("kubernetesVersion", cluster.kubernetes_version)
 pulumi.export("defaultStorageClass", cluster.default_storage_class)
+pulumi.export("monitoringNamespace", monitoring.namespace)
+pulumi.export("monitoringRelease", monitoring.release_name)
+pulumi.export("monitoringChartVersion", monitoring.chart_version)
+pulumi.export("monitorLabels", monitoring.discovery.labels)
+pulumi.export("dashboardLabels", monitoring.dashboards.labels)
+if monitoring.grafana_url is not None:
+    pulumi.export("grafanaUrl", monitoring.grafana_url)
+if monitoring.grafana_port_forward is not None:
+    pulumi.export("grafanaPortForward", monitoring.grafana_port_forward)
+pulumi.export("grafanaAdminUser", monitoring.grafana_admin_user)
+pulumi.export("grafanaAdminPassword", monitoring.grafana_admin_password)
+pulumi.export("prometheusUrl", monitoring.prometheus_url)
+pulumi.export("alertmanagerUrl", monitoring.alertmanager_url)

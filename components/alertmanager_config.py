@@ -1,0 +1,184 @@
+"""Alertmanager's configuration, rendered from the typed ``alerting`` section by one pure function.
+
+The routing tree follows the project's one severity vocabulary (``contracts.Severity``): ``critical`` pages
+(PagerDuty), ``warning`` is posted (Slack and the generic webhook), ``info`` and anything without a severity go to
+the null receiver, and a ``critical`` alert mutes the ``warning`` of the same alert in the same namespace. The
+chart's ``Watchdog`` (always firing, by design) and ``InfoInhibitor`` (a helper for muting ``info`` alerts) are
+never notified.
+
+Credentials never enter the configuration: each receiver reads its secret from a file (``routing_key_file``,
+``api_url_file``, ``url_file``) in ``secrets_dir``, where Alertmanager mounts the Kubernetes Secret that holds
+them. So the configuration is no secret, the Helm values stay readable in a preview, and a rotated credential
+is picked up without a restart. The same function serves the end-to-end tests, which point ``secrets_dir`` at a
+local folder and every receiver, through ``endpoint_overrides``, at a local HTTP server.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+from components.config import AlertingConfig
+from components.contracts import SEVERITY_LABEL, Severity
+
+NULL_RECEIVER = "null"
+"""The receiver that notifies nobody: the root route's, and that of ``info`` alerts."""
+
+NEVER_NOTIFIED = ("Watchdog", "InfoInhibitor")
+"""kube-prometheus-stack alerts that fire by design and must never reach a person."""
+
+ALERTMANAGER_SECRETS_MOUNT = "/etc/alertmanager/secrets"
+"""Where the Prometheus operator mounts each Secret named in ``alertmanagerSpec.secrets`` (one folder each)."""
+
+CHART_TEMPLATES = "/etc/alertmanager/config/*.tmpl"
+"""Notification templates the chart mounts from ``alertmanager.templateFiles`` (none unless set in extraValues)."""
+
+
+class Receiver(enum.StrEnum):
+    """The receivers the stack can configure, named as Alertmanager's routes name them."""
+
+    PAGERDUTY = "pagerduty"
+    SLACK = "slack"
+    WEBHOOK = "webhook"
+
+    @property
+    def secret_key(self) -> str:
+        """Key of this receiver's credential in the Secret, and so the file name under ``secrets_dir``."""
+        return _SECRET_KEYS[self]
+
+
+_SECRET_KEYS = {
+    Receiver.PAGERDUTY: "pagerduty-routing-key",
+    Receiver.SLACK: "slack-webhook-url",
+    Receiver.WEBHOOK: "webhook-url",
+}
+
+SEVERITY_RECEIVERS: Mapping[Severity, tuple[Receiver, ...]] = {
+    Severity.CRITICAL: (Receiver.PAGERDUTY,),
+    Severity.WARNING: (Receiver.SLACK, Receiver.WEBHOOK),
+    Severity.INFO: (),
+}
+"""Who hears of each severity, when configured. A ``critical`` alert falls back to the ``warning`` receivers
+while no pager is configured, so that it is never dropped as long as someone can be told."""
+
+
+def configured_receivers(alerting: AlertingConfig) -> tuple[Receiver, ...]:
+    """The receivers whose credentials the stack configuration holds, in routing order."""
+    configured = {
+        Receiver.PAGERDUTY: alerting.pagerduty.configured,
+        Receiver.SLACK: alerting.slack.configured,
+        Receiver.WEBHOOK: alerting.webhook.configured,
+    }
+    return tuple(receiver for receiver in Receiver if configured[receiver])
+
+
+def receiver_secrets(alerting: AlertingConfig) -> dict[str, str]:
+    """The Secret's data, ``{file name: credential}``, for every configured receiver (plain text: wrap it)."""
+    values = {
+        Receiver.PAGERDUTY: alerting.pagerduty.routing_key,
+        Receiver.SLACK: alerting.slack.webhook_url,
+        Receiver.WEBHOOK: alerting.webhook.url,
+    }
+    return {
+        receiver.secret_key: secret.get_secret_value().strip()
+        for receiver, secret in values.items()
+        if secret is not None
+    }
+
+
+def severity_receivers(alerting: AlertingConfig) -> dict[Severity, tuple[Receiver, ...]]:
+    """The configured receivers each severity reaches (empty: the null receiver)."""
+    configured = set(configured_receivers(alerting))
+    reached = {
+        severity: tuple(r for r in receivers if r in configured) for severity, receivers in SEVERITY_RECEIVERS.items()
+    }
+    if not reached[Severity.CRITICAL]:
+        reached[Severity.CRITICAL] = reached[Severity.WARNING]
+    return reached
+
+
+def render_alertmanager_config(
+    alerting: AlertingConfig,
+    *,
+    secrets_dir: str,
+    endpoint_overrides: Mapping[Receiver, str] | None = None,
+) -> dict[str, Any]:
+    """Alertmanager's configuration (``alertmanager.yaml``) as a plain mapping, with no credential in it.
+
+    ``secrets_dir`` is the folder holding one file per credential, named by ``Receiver.secret_key``: in the
+    cluster, ``f"{ALERTMANAGER_SECRETS_MOUNT}/<Secret name>"``. ``endpoint_overrides`` sends a receiver's
+    notifications to another URL, for tests against local servers: PagerDuty's Events API URL (its routing
+    key is still read from its file), or the Slack or webhook URL itself, which then replaces the URL file.
+
+    >>> config = render_alertmanager_config(AlertingConfig(), secrets_dir="/secrets")
+    >>> config["route"]["receiver"], [r["name"] for r in config["receivers"]]
+    ('null', ['null'])
+    """
+    overrides = dict(endpoint_overrides or {})
+    unknown = set(overrides) - set(configured_receivers(alerting))
+    if unknown:
+        raise ValueError(
+            f"endpoint_overrides names receivers that are not configured: {', '.join(sorted(unknown))}"
+        )
+    folder = secrets_dir.rstrip("/")
+    reached = severity_receivers(alerting)
+
+    routes: list[dict[str, Any]] = [
+        {"receiver": NULL_RECEIVER, "matchers": [_matcher("alertname", "|".join(NEVER_NOTIFIED), regex=True)]}
+    ]
+    for severity in Severity:
+        receivers = reached[severity] or (NULL_RECEIVER,)
+        for position, receiver in enumerate(receivers):
+            route: dict[str, Any] = {"receiver": str(receiver), "matchers": [_matcher(SEVERITY_LABEL, severity)]}
+            if position < len(receivers) - 1:
+                route["continue"] = True  # the next route of the same severity notifies too
+            routes.append(route)
+
+    return {
+        "global": {"resolve_timeout": alerting.resolve_timeout},
+        "route": {
+            "receiver": NULL_RECEIVER,
+            "group_by": list(alerting.group_by),
+            "group_wait": alerting.group_wait,
+            "group_interval": alerting.group_interval,
+            "repeat_interval": alerting.repeat_interval,
+            "routes": routes,
+        },
+        "inhibit_rules": [
+            {
+                "source_matchers": [_matcher(SEVERITY_LABEL, Severity.CRITICAL)],
+                "target_matchers": [_matcher(SEVERITY_LABEL, Severity.WARNING)],
+                "equal": list(alerting.inhibit_equal),
+            }
+        ],
+        "receivers": [
+            {"name": NULL_RECEIVER},
+            *(_receiver(r, alerting, folder, overrides.get(r)) for r in configured_receivers(alerting)),
+        ],
+        "templates": [CHART_TEMPLATES],
+    }
+
+
+def _receiver(receiver: Receiver, alerting: AlertingConfig, folder: str, endpoint: str | None) -> dict[str, Any]:
+    credential = f"{folder}/{receiver.secret_key}"
+    if receiver is Receiver.PAGERDUTY:
+        pagerduty: dict[str, Any] = {"routing_key_file": credential, "send_resolved": True}
+        if endpoint is not None:
+            pagerduty["url"] = endpoint
+        return {"name": str(receiver), "pagerduty_configs": [pagerduty]}
+    if receiver is Receiver.SLACK:
+        slack: dict[str, Any] = {"send_resolved": True}
+        slack.update({"api_url": endpoint} if endpoint is not None else {"api_url_file": credential})
+        if alerting.slack.channel is not None:
+            slack["channel"] = alerting.slack.channel
+        return {"name": str(receiver), "slack_configs": [slack]}
+    webhook: dict[str, Any] = {"send_resolved": True}
+    webhook.update({"url": endpoint} if endpoint is not None else {"url_file": credential})
+    return {"name": str(receiver), "webhook_configs": [webhook]}
+
+
+def _matcher(label: str, value: str, *, regex: bool = False) -> str:
+    """One matcher in Alertmanager's string form, the value always quoted (``severity="critical"``)."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'{label}{"=~" if regex else "="}"{escaped}"'

@@ -1,0 +1,295 @@
+"""kube-prometheus-stack's Helm values, built from the typed configuration and the cluster's facts.
+
+Helm ignores a misspelt key without a word, so values are never written by hand elsewhere: this module builds
+all of them, and its test checks every key path it produces against the pinned chart's own defaults. The
+discovery and dashboard contracts are built here too, and the selectors in the values are derived from them, so
+that what Prometheus and Grafana select and what the monitors carry cannot drift apart.
+
+Per platform (sources: ``../shared/facts/kube-prometheus-stack-platforms.md``):
+
+- controller-manager, scheduler, etcd and kube-proxy are scraped only where the cluster exposes them (kind, whose
+  cluster config binds them to the node's address, and an ``existing`` cluster that says so); on EKS, AKS and GKE
+  their targets would stay down and their ``absent()`` alerts fire forever, so they are disabled with their rules
+  and dashboards. Their ports are pinned rather than guessed by the chart from the Kubernetes version.
+- GKE runs kube-dns, not CoreDNS; AKS's admissions enforcer rewrites webhook namespace selectors unless the
+  webhook configurations opt out by annotation.
+- Prometheus and Alertmanager get PersistentVolumes of the cluster's StorageClass (``emptyDir`` allowed locally).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pulumi
+
+from components.config import MonitoringConfig
+from components.contracts import GRAFANA_NODE_PORT, DashboardContract, DiscoveryContract
+
+Platform = Literal["kind", "existing", "eks", "aks", "gke"]
+PLATFORMS: tuple[Platform, ...] = ("kind", "existing", "eks", "aks", "gke")
+
+RELEASE_LABEL = "release"
+"""The label the chart's own ServiceMonitors and rules carry, with the release name as value (``releaseLabel``)."""
+
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+"""Label the API server sets on every namespace to its name: what a namespace selector lists namespaces by."""
+
+GRAFANA_DASHBOARD_LABEL = "grafana_dashboard"
+GRAFANA_DASHBOARD_LABEL_VALUE = "1"
+GRAFANA_FOLDER_ANNOTATION = "grafana_folder"
+"""The chart's own dashboards carry ``grafana_dashboard: "1"``; the project's use the same, so one sidecar loads all."""
+
+GRAFANA_ADMIN_USER_KEY = "admin-user"
+GRAFANA_ADMIN_PASSWORD_KEY = "admin-password"
+"""Keys of the admin Secret, as ``grafana.admin.userKey`` and ``passwordKey`` name them."""
+
+GRAFANA_SERVICE_PORT = 80
+PROMETHEUS_PORT = 9090
+ALERTMANAGER_PORT = 9093
+
+MONITOR_KINDS = ("serviceMonitor", "podMonitor", "rule", "probe", "scrapeConfig")
+"""Every kind of object Prometheus selects by label: all use the discovery contract's labels."""
+
+_CONTROL_PLANE_TARGETS: dict[str, dict[str, Any]] = {
+    # Secure ports of Kubernetes >= 1.22/1.23, self-signed serving certificates (kubeadm).
+    "kubeControllerManager": {
+        "service": {"port": 10257, "targetPort": 10257},
+        "serviceMonitor": {"https": True, "insecureSkipVerify": True},
+    },
+    "kubeScheduler": {
+        "service": {"port": 10259, "targetPort": 10259},
+        "serviceMonitor": {"https": True, "insecureSkipVerify": True},
+    },
+    # kubeadm's plain-HTTP metrics listener (--listen-metrics-urls), which needs no client certificate.
+    "kubeEtcd": {"service": {"port": 2381, "targetPort": 2381}, "serviceMonitor": {"scheme": "http"}},
+    "kubeProxy": {"service": {"port": 10249, "targetPort": 10249}, "serviceMonitor": {"https": False}},
+}
+
+_AKS_WEBHOOK_ANNOTATIONS = {"admissions.enforcer/disabled": "true"}
+"""Opts the operator's webhooks out of AKS's admissions enforcer, which otherwise rewrites their
+namespaceSelector on every reconcile (a permanent diff). The webhooks only match monitoring.coreos.com objects."""
+
+
+def discovery_contract(release_name: str) -> DiscoveryContract:
+    """What a ServiceMonitor, PodMonitor or PrometheusRule must carry to be loaded: the release label, anywhere.
+
+    The chart labels its own monitors (kubelet, kube-state-metrics, node-exporter…) with ``release: <release>``
+    and nothing else that is common to all, so selecting by that label is the one choice that keeps them
+    selected; the release is therefore always named explicitly.
+    """
+    return DiscoveryContract(labels={RELEASE_LABEL: release_name}, namespaces=None)
+
+
+def dashboard_contract() -> DashboardContract:
+    """How a ConfigMap becomes a Grafana dashboard: the sidecar's label, in any namespace, foldered by annotation."""
+    return DashboardContract(
+        label=GRAFANA_DASHBOARD_LABEL,
+        label_value=GRAFANA_DASHBOARD_LABEL_VALUE,
+        namespaces=None,
+        folder_annotation=GRAFANA_FOLDER_ANNOTATION,
+    )
+
+
+@dataclass(frozen=True)
+class ChartNames:
+    """Names of the objects the chart creates (``fullnameOverride`` makes them the release name's) and of ours."""
+
+    release: str
+
+    @property
+    def prometheus_service(self) -> str:
+        return f"{self.release}-prometheus"
+
+    @property
+    def alertmanager_service(self) -> str:
+        return f"{self.release}-alertmanager"
+
+    @property
+    def grafana(self) -> str:
+        """Grafana's Deployment and Service (the subchart's ``fullnameOverride``)."""
+        return f"{self.release}-grafana"
+
+    @property
+    def grafana_admin_secret(self) -> str:
+        return f"{self.release}-grafana-admin"
+
+    @property
+    def receivers_secret(self) -> str:
+        return f"{self.release}-alertmanager-receivers"
+
+
+def label_selector(labels: Mapping[str, str]) -> dict[str, Any]:
+    return {"matchLabels": dict(labels)}
+
+
+def namespace_selector(namespaces: tuple[str, ...] | None) -> dict[str, Any]:
+    """``{}`` (every namespace) or the listed ones, by the name label the API server sets on each namespace."""
+    if namespaces is None:
+        return {}
+    return {"matchExpressions": [{"key": NAMESPACE_NAME_LABEL, "operator": "In", "values": list(namespaces)}]}
+
+
+def chart_values(
+    *,
+    monitoring: MonitoringConfig,
+    alertmanager_config: Mapping[str, Any],
+    platform: Platform,
+    control_plane_metrics: bool,
+    storage_class: pulumi.Input[str] | None,
+    discovery: DiscoveryContract,
+    dashboards: DashboardContract,
+    grafana_admin_secret: pulumi.Input[str],
+    receivers_secret: pulumi.Input[str],
+) -> dict[str, Any]:
+    """The release's values: every setting of the stack, then ``monitoring.extraValues`` merged over them.
+
+    ``storage_class`` is the cluster's (``None``: its default class); ``monitoring.storage.storageClass``
+    overrides it. The Secret names are inputs so that the release depends on the Secrets it mounts.
+    """
+    names = ChartNames(monitoring.release_name)
+    resources = monitoring.resources
+    prometheus = monitoring.prometheus
+
+    prometheus_spec: dict[str, Any] = {
+        "replicas": prometheus.replicas,
+        "retention": prometheus.retention,
+        "retentionSize": prometheus.retention_size,
+        "scrapeInterval": prometheus.scrape_interval,
+        "evaluationInterval": prometheus.evaluation_interval,
+        "resources": resources.prometheus.as_values(),
+        "storageSpec": _volume(monitoring, storage_class, prometheus.storage_size),
+    }
+    for kind in MONITOR_KINDS:
+        prometheus_spec[f"{kind}SelectorNilUsesHelmValues"] = False
+        prometheus_spec[f"{kind}Selector"] = label_selector(discovery.labels)
+        prometheus_spec[f"{kind}NamespaceSelector"] = namespace_selector(discovery.namespaces)
+
+    admission_webhooks: dict[str, Any] = {"patch": {"resources": resources.admission_jobs.as_values()}}
+    if platform == "aks":
+        admission_webhooks["mutatingWebhookConfiguration"] = {"annotations": dict(_AKS_WEBHOOK_ANNOTATIONS)}
+        admission_webhooks["validatingWebhookConfiguration"] = {"annotations": dict(_AKS_WEBHOOK_ANNOTATIONS)}
+
+    values: dict[str, Any] = {
+        "fullnameOverride": names.release,
+        "crds": {"enabled": True},
+        "prometheus": {"prometheusSpec": prometheus_spec},
+        "alertmanager": {
+            "config": _copy_tree(alertmanager_config),
+            "alertmanagerSpec": {
+                "replicas": monitoring.alertmanager.replicas,
+                "resources": resources.alertmanager.as_values(),
+                "storage": _volume(monitoring, storage_class, monitoring.alertmanager.storage_size),
+                "secrets": [receivers_secret],
+            },
+        },
+        "prometheusOperator": {
+            "resources": resources.operator.as_values(),
+            "prometheusConfigReloader": {"resources": resources.config_reloader.as_values()},
+            "admissionWebhooks": admission_webhooks,
+        },
+        "grafana": _grafana(monitoring, platform, dashboards, grafana_admin_secret, names),
+        "kube-state-metrics": {"resources": resources.kube_state_metrics.as_values()},
+        "prometheus-node-exporter": {
+            "resources": resources.node_exporter.as_values(),
+            "hostRootFsMount": {"enabled": monitoring.node_exporter.host_root_fs_mount},
+        },
+        **_control_plane(control_plane_metrics),
+    }
+    if platform == "gke":
+        values["coreDns"] = {"enabled": False}  # GKE runs kube-dns
+        values["kubeDns"] = {"enabled": True}
+    return deep_merge(values, monitoring.extra_values)
+
+
+def _volume(monitoring: MonitoringConfig, storage_class: pulumi.Input[str] | None, size: str) -> dict[str, Any]:
+    """A volumeClaimTemplate, or ``{}`` (the operator's emptyDir)."""
+    if monitoring.storage.empty_dir:
+        return {}
+    spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
+    chosen = monitoring.storage.storage_class if monitoring.storage.storage_class is not None else storage_class
+    if chosen is not None:
+        spec["storageClassName"] = chosen
+    return {"volumeClaimTemplate": {"spec": spec}}
+
+
+def _control_plane(enabled: bool) -> dict[str, Any]:
+    if not enabled:
+        return {component: {"enabled": False} for component in _CONTROL_PLANE_TARGETS}
+    return {component: {"enabled": True, **_copy_tree(v)} for component, v in _CONTROL_PLANE_TARGETS.items()}
+
+
+def _grafana(
+    monitoring: MonitoringConfig,
+    platform: Platform,
+    dashboards: DashboardContract,
+    admin_secret: pulumi.Input[str],
+    names: ChartNames,
+) -> dict[str, Any]:
+    resources = monitoring.resources
+    grafana: dict[str, Any] = {
+        "fullnameOverride": names.grafana,
+        # Credentials come from the Secret the stack generates; the chart then renders no password of its own.
+        "admin": {
+            "existingSecret": admin_secret,
+            "userKey": GRAFANA_ADMIN_USER_KEY,
+            "passwordKey": GRAFANA_ADMIN_PASSWORD_KEY,
+        },
+        "resources": resources.grafana.as_values(),
+        "sidecar": {
+            "resources": resources.grafana_sidecars.as_values(),
+            "dashboards": {
+                "enabled": True,
+                "label": dashboards.label,
+                "labelValue": dashboards.label_value,
+                "searchNamespace": "ALL" if dashboards.namespaces is None else list(dashboards.namespaces),
+                "folderAnnotation": dashboards.folder_annotation,
+                # Both are needed for the folder annotation to create folders.
+                "provider": {"foldersFromFilesStructure": True},
+            },
+        },
+        # On kind the cluster config maps a host port to this NodePort: Grafana is on localhost without a tunnel.
+        "service": (
+            {"type": "NodePort", "nodePort": GRAFANA_NODE_PORT} if platform == "kind" else {"type": "ClusterIP"}
+        ),
+    }
+    ingress = monitoring.grafana.ingress
+    if ingress.enabled and ingress.host is not None:
+        grafana["ingress"] = {
+            "enabled": True,
+            "hosts": [ingress.host],
+            "path": "/",
+            "annotations": dict(ingress.annotations),
+            "tls": (
+                [{"secretName": ingress.tls_secret_name, "hosts": [ingress.host]}] if ingress.tls_secret_name else []
+            ),
+        }
+        if ingress.class_name is not None:
+            grafana["ingress"]["ingressClassName"] = ingress.class_name
+        grafana["grafana.ini"] = {"server": {"root_url": ingress.url}}
+    return grafana
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` over ``base``, as Helm merges values: maps key by key, anything else (lists too) replaces.
+
+    >>> deep_merge({"a": {"b": 1, "c": [1]}}, {"a": {"c": [2], "d": 3}})
+    {'a': {'b': 1, 'c': [2], 'd': 3}}
+    """
+    merged = {key: _copy_tree(value) for key, value in base.items()}
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = _copy_tree(value)
+    return merged
+
+
+def _copy_tree(value: Any) -> Any:
+    """A copy of the maps and lists, sharing the leaves: an ``Output`` leaf must not be deep-copied."""
+    if isinstance(value, Mapping):
+        return {key: _copy_tree(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy_tree(item) for item in value]
+    return value
