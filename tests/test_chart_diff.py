@@ -10,6 +10,7 @@ grafana's Deployment (``checksum/secret``). Every test runs the real pinned helm
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from components.contracts import PROJECT
 from scripts import chart_diff
 from scripts.chart_diff import ChartSource, ObjectKey, ReleaseDiff, ReleaseSpec
 from tests.tools import ROOT, require_tool, upstream_dir
@@ -170,3 +172,55 @@ def test_command_line_writes_markdown_and_fails_on_a_broken_chart(helm: str, cha
     assert failed.returncode == 2
     assert "helm template" in failed.stderr and "failed" in failed.stderr
 
+
+# -------------------------------------------------------------------------------------------------------------
+# values from the program: two checkouts, the real program under mocks in each
+# -------------------------------------------------------------------------------------------------------------
+
+MONITORING_RELEASE = "monitoring-release"
+
+
+def checkout_copy(destination: Path) -> Path:
+    """A copy of this checkout's program (what a base branch checkout would hold), without caches."""
+    ignore = shutil.ignore_patterns(".git", ".venv", ".state", "__pycache__", "*.egg-info", "model-service",
+                                    "benchmarks", ".pytest_cache", ".mypy_cache", ".ruff_cache")
+    shutil.copytree(ROOT, destination, ignore=ignore)
+    return destination
+
+
+def test_program_mode_reads_each_checkouts_release_and_diffs_one_stack_setting(
+    helm: str, chart: Path, tmp_path: Path
+):
+    head = checkout_copy(tmp_path / "head")
+    stack_file = head / "stacks" / "Pulumi.local.yaml"
+    document = yaml.safe_load(stack_file.read_text())
+    monitoring = document["config"].setdefault(f"{PROJECT}:monitoring", {})
+    monitoring.setdefault("extraValues", {}).setdefault("grafana", {})["replicas"] = 2
+    stack_file.write_text(yaml.safe_dump(document))
+
+    locator = chart_diff.ChartLocator(helm, [chart.parent])
+    diffs = {d.title.split("`")[1]: d for d in chart_diff.diff_programs(ROOT, head, "local", locator)}
+
+    assert MONITORING_RELEASE in diffs, f"the program declares no {MONITORING_RELEASE}: {sorted(diffs)}"
+    release = diffs[MONITORING_RELEASE]
+    namespace = chart_diff.program_releases(head, "local")[MONITORING_RELEASE].namespace
+    grafana = ("apps/v1", "Deployment", namespace, f"{release_name(head)}-grafana")
+    assert release.keys("changed") == {grafana} and not release.keys("added") | release.keys("removed")
+    assert "+  replicas: 2" in release.changes[0].diff
+    for name, other in diffs.items():
+        if name != MONITORING_RELEASE:
+            assert other.changes == [] and other.note == "Chart, values and release unchanged.", name
+
+
+def release_name(root: Path) -> str:
+    return chart_diff.program_releases(root, "local")[MONITORING_RELEASE].release
+
+
+def test_program_mode_reports_a_stack_new_on_the_head_as_all_added(helm: str, chart: Path, tmp_path: Path):
+    base = checkout_copy(tmp_path / "base")
+    (base / "stacks" / "Pulumi.local.yaml").unlink()
+    diffs = chart_diff.diff_programs(base, ROOT, "local", chart_diff.ChartLocator(helm, [chart.parent]),
+                                     only=[MONITORING_RELEASE])
+    [release] = diffs
+    assert release.note == "New release: every object is added."
+    assert release.base_count == 0 and len(release.keys("added")) == release.head_count > 50
