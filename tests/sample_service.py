@@ -8,6 +8,7 @@ app under uvicorn in a thread, on an ephemeral loopback port) and is trained and
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import socket
 import tempfile
@@ -17,10 +18,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from model_service import contract
 
 from components.config import ModelMonitorsConfig
+
+if TYPE_CHECKING:
+    from model_service.loadgen import LoadConfig, LoadReport
 
 SIGNING_KEY = "monitors-test-signing-key-0123456789"
 
@@ -97,11 +102,20 @@ def _serving(artifact_dir: Path, thresholds: tuple[float, ...]) -> Iterator[str]
         thread.join(timeout=10)
 
 
+def _in_thread(config: LoadConfig) -> LoadReport:
+    """The traffic generator runs its own event loop (``asyncio.run``), which would leave the test thread
+    without one; Pulumi's mock runs after it in the same session need theirs."""
+    from model_service.loadgen import run
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run, config).result()
+
+
 @functools.cache
 def sample_run() -> SampleRun:
     """Train the sample model, serve it with the monitors' default latency thresholds, and drive it."""
     import httpx
-    from model_service.loadgen import LoadConfig, run
+    from model_service.loadgen import LoadConfig
     from model_service.train import train
 
     artifact_dir = Path(tempfile.mkdtemp(prefix="mlobs-sample-model-"))
@@ -110,11 +124,12 @@ def sample_run() -> SampleRun:
     batch = 10
     with _serving(artifact_dir, thresholds) as url:
         requests = contract.DRIFT_MIN_WINDOW_OBSERVATIONS // batch
-        report = run(LoadConfig(url=url, rate=200, duration=30, max_requests=requests, batch_size=batch, seed=7))
+        report = _in_thread(LoadConfig(url=url, rate=200, duration=30, max_requests=requests, batch_size=batch,
+                                       seed=7))
         assert report.summary()["predictions"] == contract.DRIFT_MIN_WINDOW_OBSERVATIONS, report.summary()
         healthy = _parse(httpx.get(f"{url}{contract.ROUTE_METRICS}", timeout=10).text)
-        run(LoadConfig(url=url, rate=100, duration=30, max_requests=60, batch_size=5, feedback_ratio=1.0,
-                       malformed_ratio=0.2, seed=8))
+        _in_thread(LoadConfig(url=url, rate=100, duration=30, max_requests=60, batch_size=5, feedback_ratio=1.0,
+                              malformed_ratio=0.2, seed=8))
         for route in (contract.ROUTE_HEALTHZ, contract.ROUTE_READYZ, contract.ROUTE_DRIFT, "/no-such-route"):
             httpx.get(f"{url}{route}", timeout=10)
         full = _parse(httpx.get(f"{url}{contract.ROUTE_METRICS}", timeout=10).text)
