@@ -194,20 +194,32 @@ def drift_rule_group(
                     f"({recorded(observations(window))} > 0)"
                 ),
             ),
+            # PSI = sum over bins of (q - p) * ln(q / p).
             RecordingRule(
                 record=psi(window),
                 expr=(
-                    f"sum by {group} (\n  ({q_psi} - on {bins} {p_psi})\n"
-                    f"  * on {bins}\n  ln({q_psi} / on {bins} {p_psi})\n)"
+                    f"sum by {group} (\n"
+                    f"    (\n        {q_psi}\n      - on {bins}\n        {p_psi}\n    )\n"
+                    f"  * on {bins}\n"
+                    f"    ln(\n        {q_psi}\n      / on {bins}\n        {p_psi}\n    )\n"
+                    ")"
                 ),
             ),
-            RecordingRule(record=js_mixture(window), expr=f"({q_js} + on {bins} {p_js}) / 2"),
+            RecordingRule(
+                record=js_mixture(window),
+                expr=f"(\n    {q_js}\n  + on {bins}\n    {p_js}\n) / 2",
+            ),
+            # JS distance = sqrt(KL(q || m) / 2 + KL(p || m) / 2), in bits.
             RecordingRule(
                 record=js_distance(window),
                 expr=(
-                    f"sqrt(\n  0.5 * sum by {group} ({q_js} * on {bins} log2({q_js} / on {bins} {mixture}))\n"
+                    "sqrt(\n"
+                    f"    0.5 * sum by {group} (\n"
+                    f"        {q_js}\n      * on {bins}\n        log2({q_js} / on {bins} {mixture})\n    )\n"
                     f"  + on {group}\n"
-                    f"  0.5 * sum by {group} ({p_js} * on {bins} log2({p_js} / on {bins} {mixture}))\n)"
+                    f"    0.5 * sum by {group} (\n"
+                    f"        {p_js}\n      * on {bins}\n        log2({p_js} / on {bins} {mixture})\n    )\n"
+                    ")"
                 ),
             ),
         ]
@@ -226,8 +238,8 @@ def drift_rule_group(
     )
 
     short, long = settings.windows
-    volume = f" and on {group} ".join(
-        f"({recorded(observations(w))} >= {settings.min_window_observations})" for w in settings.windows
+    volume = f"\nand on {group}\n".join(
+        f"{recorded(observations(w))} >= {settings.min_window_observations}" for w in settings.windows
     )
     statistics = (("psi", psi, PSI_THRESHOLD_SERIES, "PSI"), ("js_distance", js_distance, JS_THRESHOLD_SERIES,
                                                               "Jensen-Shannon distance"))
