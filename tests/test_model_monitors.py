@@ -119,10 +119,11 @@ def test_rules_of_a_statefulset_find_its_pods_directly():
     assert "kube_replicaset_owner" not in pods.expr
 
 
-def test_monitors_and_rules_pass_their_crd_schemas():
+@pytest.mark.parametrize("scale", [1.0, 0.01])
+def test_monitors_and_rules_pass_their_crd_schemas(scale: float):
     from tests.k8s_validation import custom_resource_errors
 
-    run, _ = run_monitors(team_args())
+    run, _ = run_monitors(team_args(config=ModelMonitorsConfig.model_validate({"timeScale": scale})))
     for typ in (SERVICE_MONITOR, PROMETHEUS_RULE):
         obj = run.one(typ).inputs
         assert custom_resource_errors(obj, strict=True) == []
