@@ -9,6 +9,9 @@ import pulumi
 
 from components.cluster import create_cluster
 from components.config import KindClusterConfig, load_stack_config
+from components.metrics_server import MetricsServer, MetricsServerArgs
+from components.model_deployment import ModelDeployment, ModelDeploymentArgs
+from components.model_image import ModelImage, ModelImageArgs
 from components.monitoring_stack import MonitoringStack, MonitoringStackArgs
 
 config = load_stack_config()
@@ -24,6 +27,27 @@ monitoring = MonitoringStack(
         control_plane_metrics=cluster.control_plane_metrics,
         storage_class=cluster.default_storage_class,
         grafana_host_port=config.cluster.grafana_host_port if isinstance(config.cluster, KindClusterConfig) else None,
+    ),
+    opts=pulumi.ResourceOptions(providers=[cluster.provider]),
+)
+
+# The model: its image where the cluster can pull it, then the service, scraped from the monitoring namespace.
+if config.model.autoscaling.installs_metrics_server_on(cluster.kind):
+    MetricsServer(
+        "metrics-server",
+        MetricsServerArgs.for_cluster(cluster.kind),
+        opts=pulumi.ResourceOptions(providers=[cluster.provider]),
+    )
+model_image = ModelImage("model-image", ModelImageArgs.from_config(config.model, cluster=cluster))
+model = ModelDeployment(
+    "model",
+    ModelDeploymentArgs.from_config(
+        config.model,
+        cluster_kind=cluster.kind,
+        image=model_image.ref,
+        image_pull_credentials=model_image.pull_credentials,
+        scrape_from_namespace=monitoring.namespace,
+        latency_slo_thresholds_seconds=config.model.monitors.latency_thresholds_seconds,
     ),
     opts=pulumi.ResourceOptions(providers=[cluster.provider]),
 )
@@ -46,3 +70,5 @@ pulumi.export("grafanaAdminUser", monitoring.grafana_admin_user)
 pulumi.export("grafanaAdminPassword", monitoring.grafana_admin_password)
 pulumi.export("prometheusUrl", monitoring.prometheus_url)
 pulumi.export("alertmanagerUrl", monitoring.alertmanager_url)
+pulumi.export("modelUrl", model.url)
+pulumi.export("modelImage", model.image)

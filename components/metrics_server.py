@@ -42,7 +42,7 @@ class MetricsServer(pulumi.ComponentResource):
     Takes the cluster's Kubernetes provider through ``opts`` (``providers=[cluster.provider]``).
     """
 
-    TYPE = "mlobs:cluster:MetricsServer"
+    TYPE = "mlobs:autoscaling:MetricsServer"
 
     release_name: pulumi.Output[str]
     """Name of the Helm release."""

@@ -87,7 +87,8 @@ def test_exports_the_clusters_outputs(stack_run: ProgramRun):
 def test_kind_cluster_is_created_from_the_rendered_config(stack_run: ProgramRun):
     if cluster_kind(stack_run) != "kind":
         return
-    command = stack_run.one("command:local:Command")
+    cluster = stack_run.one(CLUSTER_COMPONENTS["kind"])
+    [command] = [r for r in stack_run.children_of(cluster.urn) if r.typ == "command:local:Command"]
     document = yaml.safe_load(command.inputs["stdin"])
     assert command.inputs["triggers"][0] == command.inputs["stdin"], "a config change must recreate the cluster"
     name = stack_run.outputs["clusterName"]
