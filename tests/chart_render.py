@@ -9,6 +9,7 @@ program run, so a test module pays for one ``helm template`` per stack.
 
 from __future__ import annotations
 
+import copy
 import json
 import secrets
 import subprocess
@@ -45,11 +46,12 @@ def monitoring_release(run: ProgramRun) -> Registration:
 
 
 def release_values(release: Registration) -> dict[str, Any]:
-    """The Release's ``values`` as recorded; fails if any part is secret (Pulumi would then hide them all)."""
+    """A copy of the Release's ``values`` as recorded; fails if any part is secret (Pulumi would then hide them
+    all). A copy, since program runs are shared between tests."""
     values = release.inputs.get("values", {})
     secret_paths = list(_secret_paths(values, "values"))
     assert not secret_paths, f"secret values in the Release hide its whole values from the preview: {secret_paths}"
-    return dict(values)
+    return copy.deepcopy(dict(values))
 
 
 def _secret_paths(value: Any, path: str) -> Iterator[str]:
@@ -198,7 +200,7 @@ def render_release(run: ProgramRun) -> RenderedChart:
     release = monitoring_release(run)
     inputs = release.inputs
     chart = chart_dir()
-    copy = yaml.safe_load((chart / "Chart.yaml").read_text())
+    upstream = yaml.safe_load((chart / "Chart.yaml").read_text())
     chart_ref = str(inputs["chart"])
     if (Path(chart_ref) / "Chart.yaml").is_file():  # a local chart folder: it states its own name and version
         requested = yaml.safe_load((Path(chart_ref) / "Chart.yaml").read_text())
@@ -206,8 +208,8 @@ def render_release(run: ProgramRun) -> RenderedChart:
     else:  # a repository chart name or an OCI reference, with the version as an input
         name, pinned = chart_ref.rstrip("/").rsplit("/", 1)[-1], inputs.get("version")
     assert name == CHART_NAME, f"the Release installs {chart_ref!r}, not {CHART_NAME}"
-    assert pinned == copy["version"], (
-        f"the Release pins {CHART_NAME} {pinned} but the upstream copy is {copy['version']}: refresh the upstream "
+    assert pinned == upstream["version"], (
+        f"the Release pins {CHART_NAME} {pinned} but the upstream copy is {upstream['version']}: refresh the upstream "
         "data for the new version"
     )
     version = kubernetes_version(run)
