@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 from typing import Final, Literal
 
 from model_service import contract
@@ -138,7 +138,7 @@ def check_objective(
                 f"objective {objective_percent}% leaves an error budget of {budget}%, so the "
                 f"{window.factor(period)}x burn-rate alert over {window.long} would need more than 100% errors "
                 f"and could never fire; choose an objective of at least "
-                f"{number(100 - Decimal(100) / window.factor(period))}%"
+                f"{number((100 - Decimal(100) / window.factor(period)).quantize(Decimal('0.01'), ROUND_CEILING))}%"
             )
 
 

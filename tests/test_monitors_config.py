@@ -1,0 +1,74 @@
+"""The ``model.monitors`` section: defaults from the metric contract, and messages that name key, value and fix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from model_service import contract
+
+from components.config import ConfigError, ModelMonitorsConfig, StackConfig, validate_settings
+from components.config_source import RawSetting
+
+KIND = {"kind": "kind"}
+
+
+def validate(monitors: dict[str, Any]) -> StackConfig:
+    settings = {"cluster": KIND, "model": {"monitors": monitors}}
+    return validate_settings({k: RawSetting(v, False) for k, v in settings.items()}, stack="dev")
+
+
+def problems(monitors: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigError) as raised:
+        validate(monitors)
+    return raised.value.problems
+
+
+def test_defaults_come_from_the_contract():
+    config = validate({}).model.monitors
+    assert config.drift.psi_threshold == contract.PSI_THRESHOLD
+    assert config.drift.js_distance_threshold == contract.JS_DISTANCE_THRESHOLD
+    assert config.drift.min_window_observations == contract.DRIFT_MIN_WINDOW_OBSERVATIONS
+    assert config.drift.short_window == contract.DEFAULT_DRIFT_WINDOW
+    assert config.latency_thresholds_seconds == tuple(sorted(contract.DEFAULT_LATENCY_SLO_THRESHOLDS_SECONDS))
+    assert (config.time_scale, config.slo_period, config.availability_objective_percent) == (1.0, "30d", 99.5)
+
+
+def test_latency_thresholds_are_what_the_service_gets():
+    config = ModelMonitorsConfig.model_validate({"latencySlos": [
+        {"thresholdSeconds": 0.3, "objectivePercent": 99.0}, {"thresholdSeconds": 0.05, "objectivePercent": 95.0}]})
+    assert config.latency_thresholds_seconds == (0.05, 0.3)
+    assert contract.format_latency_thresholds(config.latency_thresholds_seconds) == "0.05,0.3"
+
+
+def test_per_feature_thresholds_and_camel_case_keys():
+    config = validate({"drift": {"features": {"f6": {"psiThreshold": 0.3}}, "longWindow": "12h"},
+                       "accuracy": {"minFeedback": 500}, "timeScale": 0.01}).model.monitors
+    assert config.drift.features["f6"].psi_threshold == 0.3
+    assert config.drift.features["f6"].js_distance_threshold is None
+    assert (config.drift.long_window, config.accuracy.min_feedback, config.time_scale) == ("12h", 500, 0.01)
+
+
+@pytest.mark.parametrize(
+    ("monitors", "expected"),
+    [
+        ({"availabilityObjectivePercent": 90},
+         "ml-observability:model.monitors: objective 90.0% leaves an error budget of 10%, so the 14.4x burn-rate "
+         "alert over 1h would need more than 100% errors and could never fire; choose an objective of at least "
+         "93.06%"),
+        ({"drift": {"shortWindow": "6h", "longWindow": "1h"}},
+         "ml-observability:model.monitors.drift: shortWindow must be shorter than longWindow (got shortWindow=6h, "
+         "longWindow=1h)"),
+        ({"drift": {"shortWindow": "1m1h"}},
+         "ml-observability:model.monitors.drift.shortWindow: not a Prometheus duration: '1m1h'"),
+        ({"latencySlos": [{"thresholdSeconds": 0.1, "objectivePercent": 99}] * 2},
+         "ml-observability:model.monitors: latencySlos: each threshold may appear once (got [0.1, 0.1])"),
+        ({"timeScale": 0.002},
+         "ml-observability:model.monitors: scrapeInterval 30s at timeScale 0.002 is 60ms, under 100ms"),
+        ({"drift": {"psiTreshold": 0.3}},
+         "ml-observability:model.monitors.drift.psiTreshold: unknown setting"),
+    ],
+)
+def test_bad_settings_name_the_key_the_value_and_the_fix(monitors: dict[str, Any], expected: str):
+    [problem] = problems(monitors)
+    assert problem.startswith(expected), problem
