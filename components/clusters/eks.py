@@ -8,6 +8,7 @@ its name exported, so that the monitoring stack's volumes use it.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -127,12 +128,14 @@ class EksCluster(Cluster):
             reclaim_policy="Delete",
             opts=pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[ebs_addon]),
         )
-        self.default_storage_class = gp3.metadata.apply(lambda metadata: metadata.name)
+        self.default_storage_class = gp3.metadata.apply(lambda metadata: str(metadata.name))
         self._register()
 
 
-def _assume_role(principal: dict[str, str], action: str = "sts:AssumeRole", condition: dict | None = None) -> dict:
-    statement: dict = {"Effect": "Allow", "Principal": principal, "Action": action}
+def _assume_role(
+    principal: dict[str, str], action: str = "sts:AssumeRole", condition: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    statement: dict[str, Any] = {"Effect": "Allow", "Principal": principal, "Action": action}
     if condition:
         statement["Condition"] = condition
     return {"Version": "2012-10-17", "Statement": [statement]}
