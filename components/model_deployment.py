@@ -207,8 +207,8 @@ class ModelDeployment(pulumi.ComponentResource):
     """Image reference the pods run."""
 
     def __init__(self, name: str, args: ModelDeploymentArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        _validate(args)  # before registering anything: bad args leave no half-declared component behind
         super().__init__(self.TYPE, name, None, opts)
-        _validate(args)
         child = pulumi.ResourceOptions(parent=self)
         model = args.model_name
         labels = common_labels(model, model, COMPONENT)

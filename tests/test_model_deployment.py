@@ -9,6 +9,7 @@ Prometheus, every object must pass the schema of the cluster's Kubernetes versio
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -20,7 +21,14 @@ from model_service import contract as model_contract
 from components.config import SAMPLE_MODEL_NAME, ModelConfig
 from components.contracts import MODEL_HTTP_PORT, MODEL_HTTP_PORT_NAME, PROJECT, PROMETHEUS_POD_LABELS
 from components.metrics_server import METRICS_SERVER_CHART_VERSION
-from components.model_deployment import SIGNING_KEY_BYTES, SIGNING_KEY_SECRET_KEY
+from components.model_deployment import (
+    SIGNING_KEY_BYTES,
+    SIGNING_KEY_SECRET_KEY,
+    Autoscaling,
+    ContainerResources,
+    ModelDeployment,
+    ModelDeploymentArgs,
+)
 from components.model_image import (
     IMAGE_REPOSITORY,
     MODEL_SERVICE_DIR,
@@ -406,6 +414,29 @@ def test_autoscaling_can_be_turned_on_for_an_existing_cluster():
     assert hpa["spec"]["maxReplicas"] == 6
     [release] = [r for r in run.by_type("kubernetes:helm.sh/v3:Release") if r.inputs["chart"] == "metrics-server"]
     assert release.inputs["values"]["args"] == []
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"replicas": 0}, "replicas must be at least 1 (got 0)"),
+        ({"autoscaling": Autoscaling(max_replicas=1, target_cpu_utilization_percent=70)},
+         "max_replicas must be at least replicas (got replicas=2, max_replicas=1)"),
+        ({"latency_slo_thresholds_seconds": (0.1, 0.2, 0.3, 0.4, 0.5)}, "takes 1 to 4 thresholds"),
+        ({"latency_slo_thresholds_seconds": (-1.0,)}, "positive number of seconds"),
+    ],
+)
+def test_args_a_team_gets_wrong_fail_before_anything_is_declared(change: dict[str, Any], message: str):
+    args = ModelDeploymentArgs(
+        model_name="churn",
+        namespace="ml",
+        image="registry.example.com/churn:1.0.0",
+        replicas=2,
+        resources=ContainerResources(cpu_request="100m", memory_request="128Mi", memory_limit="256Mi"),
+        scrape_from_namespace="monitoring",
+    )
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ModelDeployment("churn", dataclasses.replace(args, **change))
 
 
 # ---------------------------------------------------------------------------------------------------------
