@@ -9,9 +9,11 @@ import pulumi
 
 from components.cluster import create_cluster
 from components.config import KindClusterConfig, load_stack_config
+from components.dashboards import ModelDashboards, ModelDashboardsArgs
 from components.metrics_server import MetricsServer, MetricsServerArgs
 from components.model_deployment import ModelDeployment, ModelDeploymentArgs
 from components.model_image import ModelImage, ModelImageArgs
+from components.model_monitors import ModelMonitors, ModelMonitorsArgs
 from components.monitoring_stack import MonitoringStack, MonitoringStackArgs
 
 config = load_stack_config()
@@ -52,6 +54,29 @@ model = ModelDeployment(
     opts=pulumi.ResourceOptions(providers=[cluster.provider]),
 )
 
+# Its monitors, selected by the labels the monitoring stack exports, and the one dashboard all models share.
+monitors = ModelMonitors(
+    "model-monitors",
+    ModelMonitorsArgs.from_config(
+        config.model.monitors,
+        namespace=model.namespace,
+        selector=model.selector_labels,
+        port=model.port_name,
+        model_name=model.model_name,
+        workload=model.deployment_name,
+        discovery=monitoring.discovery,
+        metrics_path=model.metrics_path,
+    ),
+    opts=pulumi.ResourceOptions(providers=[cluster.provider], depends_on=[monitoring.release]),
+)
+dashboards = ModelDashboards(
+    "model-dashboards",
+    ModelDashboardsArgs.from_config(
+        config.model.monitors, namespace=monitoring.namespace, contract=monitoring.dashboards
+    ),
+    opts=pulumi.ResourceOptions(providers=[cluster.provider], depends_on=[monitoring.release]),
+)
+
 pulumi.export("clusterName", cluster.cluster_name)
 pulumi.export("clusterKind", cluster.kind)
 pulumi.export("kubeconfig", cluster.kubeconfig)
@@ -72,3 +97,5 @@ pulumi.export("prometheusUrl", monitoring.prometheus_url)
 pulumi.export("alertmanagerUrl", monitoring.alertmanager_url)
 pulumi.export("modelUrl", model.url)
 pulumi.export("modelImage", model.image)
+pulumi.export("modelAlerts", monitors.alert_names)
+pulumi.export("modelDashboard", dashboards.titles[0])
