@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import get_args
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -25,6 +24,7 @@ from components.monitoring_values import (
     GRAFANA_ADMIN_PASSWORD_KEY,
     GRAFANA_ADMIN_USER_KEY,
     GRAFANA_SERVICE_PORT,
+    PLATFORMS,
     PROMETHEUS_PORT,
     ChartNames,
     Platform,
@@ -56,8 +56,8 @@ class MonitoringStackArgs:
     """On kind, the host port the cluster maps to Grafana's NodePort (``cluster.grafanaHostPort``)."""
 
     def __post_init__(self) -> None:
-        if self.platform not in get_args(Platform):
-            raise ValueError(f"platform must be one of {', '.join(get_args(Platform))} (got {self.platform!r})")
+        if self.platform not in PLATFORMS:
+            raise ValueError(f"platform must be one of {', '.join(PLATFORMS)} (got {self.platform!r})")
         if self.platform == "kind" and self.grafana_host_port is None:
             raise ValueError("grafana_host_port is required on kind: Grafana is reached through it")
         if self.monitoring.storage.empty_dir and self.platform != "kind":

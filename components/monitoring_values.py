@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import pulumi
 
@@ -28,7 +28,8 @@ from components.config import MonitoringConfig
 from components.contracts import GRAFANA_NODE_PORT, DashboardContract, DiscoveryContract
 
 Platform = Literal["kind", "existing", "eks", "aks", "gke"]
-PLATFORMS: tuple[Platform, ...] = ("kind", "existing", "eks", "aks", "gke")
+PLATFORMS: tuple[Platform, ...] = get_args(Platform)
+"""The cluster kinds (``Cluster.kind``) the values know how to serve."""
 
 RELEASE_LABEL = "release"
 """The label the chart's own ServiceMonitors and rules carry, with the release name as value (``releaseLabel``)."""
