@@ -21,10 +21,10 @@ from scipy.spatial.distance import jensenshannon
 from components.config import ModelMonitorsConfig
 from components.drift_rules import FEATURE_DRIFT_ALERT, PREDICTION_DRIFT_ALERT, js_distance, psi
 from components.rule_model import AlertingRule, RuleGroup, selector
+from tests.monitor_rules import MINUTE, MODEL, NAMESPACE, groups_for
 from tests.promsim import Series, increase
 from tests.rule_testing import expected_alert, run_rule_tests, series_values
 from tests.sample_service import sample_run
-from tests.test_slo_rules import MINUTE, MODEL, NAMESPACE, groups_for
 
 VERSION = "1.0.0"
 TARGET = {"namespace": NAMESPACE, "job": MODEL, "pod": f"{MODEL}-0", "instance": "10.0.0.1:8080"}

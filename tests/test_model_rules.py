@@ -19,9 +19,9 @@ from components.model_rules import (
     TARGET_DOWN_ALERT,
 )
 from components.rule_model import AlertingRule, RuleGroup, selector
+from tests.monitor_rules import MINUTE, MODEL, NAMESPACE, groups_for
 from tests.promsim import Series, increase
 from tests.rule_testing import expected_alert, run_rule_tests, series_values
-from tests.test_slo_rules import MINUTE, MODEL, NAMESPACE, groups_for
 
 REPLICASET = f"{MODEL}-5d8f7c9b6"
 OTHER = "other-service"
@@ -229,9 +229,9 @@ def test_memory_near_the_limit(tmp_path: Path):
 
 def test_every_alert_has_a_promtool_test():
     """Every alert the monitors declare is exercised by a promtool test in this suite."""
+    import components.drift_rules
     import components.model_rules
-    import tests.test_drift_rules
-    import tests.test_slo_rules
+    import components.slo_rules
     from components.rule_model import alert_names
 
     declared = set(alert_names(groups_for(ModelMonitorsConfig())))
@@ -239,7 +239,7 @@ def test_every_alert_has_a_promtool_test():
         components.model_rules.TARGET_DOWN_ALERT, components.model_rules.TARGET_ABSENT_ALERT,
         components.model_rules.ACCURACY_ALERT, components.model_rules.RESTARTS_ALERT,
         components.model_rules.MEMORY_ALERT,
-        tests.test_drift_rules.FEATURE_DRIFT_ALERT, tests.test_drift_rules.PREDICTION_DRIFT_ALERT,
-        tests.test_slo_rules.AVAILABILITY_ALERT, tests.test_slo_rules.LATENCY_ALERT,
+        components.drift_rules.FEATURE_DRIFT_ALERT, components.drift_rules.PREDICTION_DRIFT_ALERT,
+        components.slo_rules.AVAILABILITY_ALERT, components.slo_rules.LATENCY_ALERT,
     }
     assert declared == tested

@@ -21,9 +21,9 @@ from model_service import contract
 from components.config import ModelMonitorsConfig
 from components.dashboards import DashboardSettings, dashboard_expressions, dashboard_json, model_dashboard
 from components.rule_model import RecordingRule, RuleGroup
+from tests.monitor_rules import MODEL, NAMESPACE, groups_for
 from tests.rule_testing import check_rules, write_rules
 from tests.sample_service import sample_run
-from tests.test_slo_rules import MODEL, NAMESPACE, groups_for
 
 ROOT = Path(__file__).resolve().parents[1]
 

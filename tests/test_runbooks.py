@@ -7,7 +7,7 @@ import re
 from components.config import ModelMonitorsConfig
 from components.rule_model import alert_names
 from components.runbooks import RUNBOOK_DIR, RUNBOOK_SECTIONS, runbook_path, runbook_url
-from tests.test_slo_rules import groups_for
+from tests.monitor_rules import groups_for
 
 
 def test_every_alert_links_its_runbook():

@@ -18,8 +18,6 @@ import pytest
 from model_service import contract
 
 from components.config import ModelMonitorsConfig
-from components.contracts import DiscoveryContract
-from components.model_monitors import ModelMonitorsArgs, rule_groups
 from components.rule_model import AlertingRule, RecordingRule, RuleGroup, TimeScale, selector, to_spec
 from components.slo_rules import (
     AVAILABILITY_ALERT,
@@ -28,14 +26,10 @@ from components.slo_rules import (
     check_objective,
     threshold,
 )
+from tests.monitor_rules import DAY, HOUR, MINUTE, MODEL, NAMESPACE, groups_for, monitors_config
 from tests.promsim import Series, increase, summed_increase
 from tests.rule_testing import check_rules, expected_alert, run_rule_tests, write_rules
 
-NAMESPACE = "models"
-MODEL = "synthetic-classifier"
-MINUTE = 60_000
-HOUR = 60 * MINUTE
-DAY = 24 * HOUR
 WORKBOOK_30D = (  # SRE Workbook table 5-8, as (long, short, factor, severity)
     (HOUR, 5 * MINUTE, 14.4, "page"),
     (6 * HOUR, 30 * MINUTE, 6.0, "page"),
@@ -44,26 +38,6 @@ WORKBOOK_30D = (  # SRE Workbook table 5-8, as (long, short, factor, severity)
 )
 WINDOW_NAMES = {5 * MINUTE: "5m", 30 * MINUTE: "30m", HOUR: "1h", 2 * HOUR: "2h", 6 * HOUR: "6h", DAY: "1d",
                 3 * DAY: "3d"}
-
-
-def monitors_config(**overrides: Any) -> ModelMonitorsConfig:
-    return ModelMonitorsConfig.model_validate(overrides)
-
-
-def args_for(config: ModelMonitorsConfig) -> ModelMonitorsArgs:
-    return ModelMonitorsArgs.from_config(
-        config,
-        namespace=NAMESPACE,
-        selector={"app.kubernetes.io/name": MODEL},
-        port=contract.PORT_NAME,
-        model_name=MODEL,
-        workload=MODEL,
-        discovery=DiscoveryContract(labels={"release": "monitoring"}),
-    )
-
-
-def groups_for(config: ModelMonitorsConfig) -> tuple[RuleGroup, ...]:
-    return rule_groups(args_for(config), namespace=NAMESPACE, workload=MODEL)
 
 
 def slo_groups(config: ModelMonitorsConfig, slo: str) -> tuple[RuleGroup, ...]:

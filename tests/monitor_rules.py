@@ -1,0 +1,40 @@
+"""The model's rule groups for the sample service's namespace and job, as the rule tests render them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from model_service import contract
+
+from components.config import ModelMonitorsConfig
+from components.contracts import DiscoveryContract
+from components.model_monitors import ModelMonitorsArgs, rule_groups
+from components.rule_model import RuleGroup
+
+NAMESPACE = "models"
+MODEL = "synthetic-classifier"
+MINUTE = 60_000
+HOUR = 60 * MINUTE
+DAY = 24 * HOUR
+
+
+def monitors_config(**overrides: Any) -> ModelMonitorsConfig:
+    """``model.monitors`` with camelCase overrides, validated as a stack file's would be."""
+    return ModelMonitorsConfig.model_validate(overrides)
+
+
+def args_for(config: ModelMonitorsConfig) -> ModelMonitorsArgs:
+    return ModelMonitorsArgs.from_config(
+        config,
+        namespace=NAMESPACE,
+        selector={"app.kubernetes.io/name": MODEL},
+        port=contract.PORT_NAME,
+        model_name=MODEL,
+        workload=MODEL,
+        discovery=DiscoveryContract(labels={"release": "monitoring"}),
+    )
+
+
+def groups_for(config: ModelMonitorsConfig) -> tuple[RuleGroup, ...]:
+    """Every rule group of the sample model's PrometheusRule under ``config``."""
+    return rule_groups(args_for(config), namespace=NAMESPACE, workload=MODEL)
