@@ -1030,6 +1030,17 @@ class MonitoringConfig(Section):
             )
         return self
 
+    def problems_on(self, kind: str) -> list[str]:
+        """What this monitoring section cannot do on a cluster of ``kind`` (empty when it fits)."""
+        problems = []
+        if self.storage.empty_dir and kind != "kind":
+            problems.append(
+                "storage.emptyDir loses Prometheus' data with every pod restart, which only the local kind stack "
+                f"accepts (got emptyDir on a {kind} cluster); remove it: pulumi config rm --path "
+                "'monitoring.storage.emptyDir'"
+            )
+        return problems
+
 
 # Alerting: Alertmanager's receivers and routing ---------------------------------------------------------------
 
@@ -1181,6 +1192,15 @@ class StackConfig(Section):
     monitoring: MonitoringConfig = MonitoringConfig()
     alerting: AlertingConfig = AlertingConfig()
     model: ModelConfig = ModelConfig()
+
+    @field_validator("monitoring")
+    @classmethod
+    def _monitoring_fits_the_cluster(cls, monitoring: MonitoringConfig, info: ValidationInfo) -> MonitoringConfig:
+        """Per-kind rules of the monitoring section, checked before any resource is declared."""
+        cluster = info.data.get("cluster")  # absent when the cluster section itself is invalid
+        if cluster is not None and (problems := monitoring.problems_on(cluster.kind)):
+            raise ValueError("; ".join(problems))
+        return monitoring
 
     @field_validator("model")
     @classmethod

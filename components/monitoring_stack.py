@@ -60,12 +60,9 @@ class MonitoringStackArgs:
             raise ValueError(f"platform must be one of {', '.join(PLATFORMS)} (got {self.platform!r})")
         if self.platform == "kind" and self.grafana_host_port is None:
             raise ValueError("grafana_host_port is required on kind: Grafana is reached through it")
-        if self.monitoring.storage.empty_dir and self.platform != "kind":
-            raise pulumi.RunError(
-                f"{PROJECT}:monitoring.storage.emptyDir: emptyDir volumes lose Prometheus' data with every pod "
-                f"restart, which only the local kind stack accepts (got true on a {self.platform} cluster); "
-                f"remove it: pulumi config rm --path 'monitoring.storage.emptyDir'"
-            )
+        # The stack configuration refuses these before anything is declared; this guards direct callers.
+        if problems := self.monitoring.problems_on(self.platform):
+            raise pulumi.RunError(f"{PROJECT}:monitoring: {'; '.join(problems)}")
 
 
 class MonitoringStack(pulumi.ComponentResource):

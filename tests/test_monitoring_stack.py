@@ -329,8 +329,15 @@ def test_oci_reference_is_installed_with_its_version():
 # --- arguments and configuration --------------------------------------------------------------------------------
 
 
-def test_empty_dir_is_refused_outside_kind():
-    with pytest.raises(pulumi.RunError, match=r"monitoring\.storage\.emptyDir: .*on a gke cluster"):
+def test_empty_dir_is_refused_outside_kind_before_anything_is_declared():
+    found = problems(settings(cluster={"kind": "gke", "location": "europe-west1-b"},
+                              monitoring={"storage": {"emptyDir": True}}))
+    assert found == [
+        f"{PROJECT}:monitoring: storage.emptyDir loses Prometheus' data with every pod restart, which only the "
+        "local kind stack accepts (got emptyDir on a gke cluster); remove it: pulumi config rm --path "
+        "'monitoring.storage.emptyDir'; correct those settings in monitoring"
+    ]
+    with pytest.raises(pulumi.RunError, match=r"storage\.emptyDir .*on a gke cluster"):  # a direct caller too
         MonitoringStackArgs(
             monitoring=MonitoringConfig.model_validate({"storage": {"emptyDir": True}}),
             alerting=AlertingConfig(), platform="gke", control_plane_metrics=False, storage_class="standard-rwo",
