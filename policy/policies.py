@@ -130,7 +130,7 @@ def describe(args: ResourceValidationArgs) -> str:
 
 
 def containers(args: ResourceValidationArgs) -> Iterator[tuple[str, Mapping[str, Any], Mapping[str, Any]]]:
-    """Every container and init container of a workload: (``containers[i]`` path, container, pod spec)."""
+    """Every container and init container of a workload, with its path for messages and its pod spec."""
     path = POD_SPEC_PATHS.get(args.resource_type)
     if path is None:
         return

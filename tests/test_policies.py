@@ -372,8 +372,10 @@ def test_every_real_stack_passes_every_policy(stack_run: ProgramRun):
     finally:
         pulumi.runtime.set_all_config({}, [])
     assert failures == []
-    assert judged["helm-charts-pin-a-version"] >= 1, "the monitoring stack's Release must reach the policies"
-    assert judged["grafana-admin-password-from-secret"] >= 1
+    # Every policy met at least one of the program's own resources, or this test would prove nothing for it.
+    cloud = stack_run.outputs.get("clusterKind") in ("eks", "aks", "gke")
+    unjudged = [name for name, count in judged.items() if count == 0]
+    assert unjudged == ([] if cloud else ["cloud-clusters-are-protected"])
 
 
 def _applies(policy: str, typ: str) -> bool:
