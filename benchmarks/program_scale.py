@@ -1,16 +1,19 @@
-"""How long the program takes to evaluate, and how much memory, per stack, under Pulumi mocks.
+"""How long the program takes to evaluate, and how much memory, under Pulumi mocks.
 
-Each measurement runs in a fresh Python process, so that peak memory (the child's maximum resident set) is the
-program's own and imports are paid every time, as they are on every `pulumi preview`. Prints the median and
-the range over the repetitions, and each stack's time as a ratio to the fastest one.
+Two tables: the real program per stack file, and ``many_models_program.py`` on the local stack with 1, 10 and
+50 model deployments and their monitors (target: linear growth, under 5 s at 50). Each measurement runs in a
+fresh Python process, so that peak memory (the child's maximum resident set) is the program's own and imports
+are paid every time, as they are on every ``pulumi preview``. Prints medians with the range over the
+repetitions, and ratios: each stack to the fastest, each model count's time per model to that of one model.
 
-    .venv/bin/python benchmarks/program_scale.py [--repeat 3]
+    .venv/bin/python benchmarks/program_scale.py [--repeat 3] [--models 1 10 50]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -24,21 +27,22 @@ sys.path.insert(0, {root!r})
 start = time.perf_counter()
 from tests.harness import run_program
 from pathlib import Path
-run = run_program(Path({stack_file!r}))
+run = run_program(Path({stack_file!r}), program=Path({program!r}))
 elapsed = time.perf_counter() - start
 peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({{"seconds": elapsed, "peak_mib": peak_kib / 1024, "resources": len(run.resources)}}))
 """
 
 
-def measure(stack_file: Path) -> dict[str, float]:
-    """One evaluation of the program with ``stack_file``'s config, in a child process."""
+def measure(stack_file: Path, program: Path = ROOT / "__main__.py", models: int = 1) -> dict[str, float]:
+    """One evaluation of ``program`` with ``stack_file``'s config, in a child process."""
     completed = subprocess.run(
-        [sys.executable, "-c", _CHILD.format(root=str(ROOT), stack_file=str(stack_file))],
+        [sys.executable, "-c", _CHILD.format(root=str(ROOT), stack_file=str(stack_file), program=str(program))],
         capture_output=True,
         text=True,
         check=True,
         cwd=ROOT,
+        env={**os.environ, "MLOBS_BENCH_MODELS": str(models)},
     )
     result: dict[str, float] = json.loads(completed.stdout.strip().splitlines()[-1])
     return result
@@ -47,6 +51,7 @@ def measure(stack_file: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3, help="evaluations per stack (default 3)")
+    parser.add_argument("--models", type=int, nargs="+", default=[1, 10, 50], help="model counts (default 1 10 50)")
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
@@ -67,6 +72,24 @@ def main() -> None:
         print(
             f"{name:<10} {resources:>9} {median:>10.2f} ({min(seconds):.2f}-{max(seconds):.2f}){'':>6}"
             f" {median / fastest:>8.2f}x {statistics.median(peaks):>18.1f}"
+        )
+
+    local = ROOT / "stacks" / "Pulumi.local.yaml"
+    program = ROOT / "benchmarks" / "many_models_program.py"
+    print()
+    print(f"local stack with N model deployments and monitors, {args.repeat} runs each")
+    print(f"{'models':>6} {'resources':>9} {'wall s (median, min-max)':>26} {'s/model':>8} {'x 1-model':>9} {'peak MiB':>9}")
+    per_model_base = None
+    for count in args.models:
+        samples = [measure(local, program, count) for _ in range(args.repeat)]
+        seconds = [s["seconds"] for s in samples]
+        median = statistics.median(seconds)
+        per_model = median / count
+        per_model_base = per_model_base or per_model
+        print(
+            f"{count:>6} {int(samples[0]['resources']):>9} {median:>10.2f} ({min(seconds):.2f}-{max(seconds):.2f})"
+            f"{'':>6} {per_model:>8.3f} {per_model / per_model_base:>8.2f}x"
+            f" {statistics.median([s['peak_mib'] for s in samples]):>9.1f}"
         )
 
 

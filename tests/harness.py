@@ -297,13 +297,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def run_program(stack_file: Path, overrides: dict[str, Any] | None = None) -> ProgramRun:
+def run_program(
+    stack_file: Path, overrides: dict[str, Any] | None = None, program: Path = ROOT / "__main__.py"
+) -> ProgramRun:
     """Run ``__main__.py`` once with ``stack_file``'s config (``overrides`` replaces top-level keys)."""
     stack = stack_name(stack_file)
     config, secret_keys = load_stack_file(stack_file)
     for key, value in (overrides or {}).items():
         config[f"{PROJECT}:{key}"] = _to_config_string(value)
-    return run_with_config(stack, config, secret_keys)
+    return run_with_config(stack, config, secret_keys, program)
 
 
 @contextlib.contextmanager
@@ -327,7 +329,9 @@ def user_home_with_kubeconfig() -> Iterator[Path]:
                 os.environ["HOME"] = previous
 
 
-def run_with_config(stack: str, config: dict[str, str], secret_keys: list[str] | None = None) -> ProgramRun:
+def run_with_config(
+    stack: str, config: dict[str, str], secret_keys: list[str] | None = None, program_file: Path = ROOT / "__main__.py"
+) -> ProgramRun:
     run = ProgramRun(stack=stack, resources=[])
     mocks = _Mocks(run)
     pulumi.runtime.set_all_config(config, secret_keys or [])
@@ -343,7 +347,7 @@ def run_with_config(stack: str, config: dict[str, str], secret_keys: list[str] |
 
         pulumi.export = record  # mocks never register the stack's outputs: collect them as they are exported
         try:
-            runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+            runpy.run_path(str(program_file), run_name="__main__")
         finally:
             pulumi.export = export
 
