@@ -19,8 +19,6 @@ from components.monitoring_stack import MonitoringStack, MonitoringStackArgs
 
 config = load_stack_config()
 models = int(os.environ.get("MLOBS_BENCH_MODELS", "1"))
-on_cluster_provider: pulumi.ResourceOptions
-
 cluster = create_cluster("cluster", config.cluster)
 on_cluster_provider = pulumi.ResourceOptions(providers=[cluster.provider])
 monitoring = MonitoringStack(
@@ -66,6 +64,8 @@ for index in range(models):
     )
 ModelDashboards(
     "model-dashboards",
-    ModelDashboardsArgs.from_config(config.model.monitors, namespace=monitoring.namespace, contract=monitoring.dashboards),
+    ModelDashboardsArgs.from_config(
+        config.model.monitors, namespace=monitoring.namespace, contract=monitoring.dashboards
+    ),
     opts=pulumi.ResourceOptions(providers=[cluster.provider], depends_on=[monitoring.release]),
 )

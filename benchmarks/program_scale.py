@@ -78,7 +78,10 @@ def main() -> None:
     program = ROOT / "benchmarks" / "many_models_program.py"
     print()
     print(f"local stack with N model deployments and monitors, {args.repeat} runs each")
-    print(f"{'models':>6} {'resources':>9} {'wall s (median, min-max)':>26} {'s/model':>8} {'x 1-model':>9} {'peak MiB':>9}")
+    print(
+        f"{'models':>6} {'resources':>9} {'wall s (median, min-max)':>26} {'s/model':>8} {'x 1-model':>9}"
+        f" {'peak MiB':>9}"
+    )
     per_model_base = None
     for count in args.models:
         samples = [measure(local, program, count) for _ in range(args.repeat)]
