@@ -8,7 +8,7 @@ needs to reach it.
 import pulumi
 
 from components.cluster import create_cluster
-from components.config import KindClusterConfig, load_stack_config
+from components.config import load_stack_config
 from components.dashboards import ModelDashboards, ModelDashboardsArgs
 from components.metrics_server import MetricsServer, MetricsServerArgs
 from components.model_deployment import ModelDeployment, ModelDeploymentArgs
@@ -28,7 +28,7 @@ monitoring = MonitoringStack(
         platform=cluster.kind,
         control_plane_metrics=cluster.control_plane_metrics,
         storage_class=cluster.default_storage_class,
-        grafana_host_port=config.cluster.grafana_host_port if isinstance(config.cluster, KindClusterConfig) else None,
+        grafana_host_port=cluster.grafana_host_port,
     ),
     opts=pulumi.ResourceOptions(providers=[cluster.provider]),
 )

@@ -30,6 +30,8 @@ class Cluster(pulumi.ComponentResource):
     """StorageClass for persistent volumes, or ``None`` for the cluster's default class."""
     control_plane_metrics: bool
     """Whether controller-manager, scheduler and etcd metrics can be scraped on this cluster."""
+    grafana_host_port: int | None = None
+    """Host port the cluster maps to Grafana's NodePort (kind only); ``None`` where Grafana needs a port-forward."""
     provider: k8s.Provider
     """The Kubernetes provider every in-cluster resource must use."""
 

@@ -41,8 +41,9 @@ def gke_kubeconfig(name: str, endpoint: str, ca_certificate: str) -> str:
 class GkeCluster(Cluster):
     """A GKE Standard cluster in ``cluster.location`` with an autoscaled node pool of its own.
 
-    Creates a gcp provider for ``cluster.project`` (or the credentials' project), a service account for the nodes, the ``Cluster`` (default pool
-    removed, Workload Identity on, ``deletion_protection`` following ``cluster.protect``) and a ``NodePool``.
+    Creates a gcp provider for ``cluster.project`` (or the credentials' project), a service account for the
+    nodes, the ``Cluster`` (default pool removed, Workload Identity on, ``deletion_protection`` following
+    ``cluster.protect``) and a ``NodePool``.
     The kubeconfig execs ``gke-gcloud-auth-plugin``, which must be on PATH.
     """
 

@@ -96,6 +96,7 @@ class KindCluster(Cluster):
         self.kubernetes_version = config.kubernetes_version
         self.default_storage_class = pulumi.Output.from_input(config.default_storage_class or "standard")
         self.control_plane_metrics = config.control_plane_metrics
+        self.grafana_host_port = config.grafana_host_port
         self.provider = k8s.Provider(
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,
