@@ -180,7 +180,9 @@ def model_dashboard(settings: DashboardSettings, title: str = MODEL_DASHBOARD_TI
         ),
         _timeseries(
             "Error ratio (/predict)", "Share of prediction requests answered with a 5xx status.", "percentunit",
-            [(f"{_predict_rate(Matcher(contract.LABEL_CODE, '5..', '=~'))} / {_predict_rate()}", "5xx")],
+            # No 5xx series exists until the first error: without the fallback a healthy service shows no data.
+            [(f"({_predict_rate(Matcher(contract.LABEL_CODE, '5..', '=~'))} or vector(0)) / {_predict_rate()}",
+              "5xx")],
         ),
         _timeseries(
             "Latency quantiles (/predict)", "From the request's arrival to its last response byte.", "s",
