@@ -9,9 +9,7 @@ on what the receivers got, and starts by establishing the deployment and traffic
 from __future__ import annotations
 
 import json
-import re
 import time
-from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,9 +23,10 @@ from components.drift_rules import FEATURE_DRIFT_ALERT, PREDICTION_DRIFT_ALERT, 
 from components.drift_rules import js_distance as js_record
 from components.drift_rules import psi as psi_record
 from components.model_rules import TARGET_ABSENT_ALERT, TARGET_DOWN_ALERT
-from components.rule_model import TimeScale, format_duration, parse_duration
+from components.rule_model import TimeScale
 from components.slo_rules import AVAILABILITY_ALERT, LATENCY_ALERT, latency_slo_name
 from tests.e2e.conftest import TIMINGS
+from tests.e2e.dashboard import expand, queries_by_row, query_variables
 from tests.e2e.processes import poll
 from tests.e2e.receiver import Notification
 from tests.e2e.stack import HEALTHY, TEST_CREDENTIALS, Trio, alert_states, drifted
@@ -72,21 +71,6 @@ def wait_firing(trio: Trio, name: str, *, timeout: float, **labels: str) -> list
 
 def alerts_of(notification: Notification, name: str, status: str | None = None) -> list[dict[str, str]]:
     return [a.labels for a in notification.alerts if a.name == name and (status is None or a.status == status)]
-
-
-GRAFANA_LABEL_VALUES = re.compile(r"^label_values\((?P<match>.+),\s*(?P<label>[A-Za-z_][A-Za-z0-9_]*)\)$")
-
-
-def dashboard_queries(dashboard: Mapping[str, Any], rows: set[str]) -> list[tuple[str, str]]:
-    """``(panel title, expression)`` of every panel target under the rows named ``rows``."""
-    queries, row = [], None
-    for panel in dashboard["panels"]:
-        if panel["type"] == "row":
-            row = panel["title"]
-            continue
-        if row in rows:
-            queries += [(panel["title"], target["expr"]) for target in panel.get("targets", []) if "expr" in target]
-    return queries
 
 
 def reference_shares(artifact: Path) -> dict[str, dict[str, float]]:
@@ -135,33 +119,20 @@ def test_healthy_traffic_fills_the_dashboard_and_fires_no_alert(trio: Trio) -> N
          diagnose=trio.diagnose)
 
     # Variables first, as Grafana resolves them; then every query of the interface and model rows.
+    dashboard = trio.declared.dashboard
     values: dict[str, str] = {}
-    for variable in trio.declared.dashboard["templating"]["list"]:
-        if variable["type"] != "query":
-            continue
-        match = GRAFANA_LABEL_VALUES.match(variable["query"])
-        assert match, f"variable {variable['name']}: unexpected query {variable['query']!r}"
-        selector = match.group("match")
-        for name, value in values.items():
-            selector = selector.replace(f"${name}", value)
-        found = trio.prom.label_values(match.group("label"), selector)
-        expected = trio.declared.namespace if variable["name"] == "namespace" else trio.declared.model_name
-        assert expected in found, f"dashboard variable {variable['name']} offers {found}, not {expected}"
-        values[variable["name"]] = expected
-    # Grafana's $__rate_interval: four scrape intervals of the data source.
+    for name, match, label in query_variables(dashboard):
+        found = trio.prom.label_values(label, expand(match, values))
+        expected = trio.declared.namespace if name == "namespace" else trio.declared.model_name
+        assert expected in found, f"dashboard variable {name} offers {found}, not {expected}"
+        values[name] = expected
     scrape_interval = trio.declared.service_monitor["spec"]["endpoints"][0]["interval"]
-    rate_interval = format_duration(4 * parse_duration(scrape_interval))
-    queries = dashboard_queries(trio.declared.dashboard, {"Interface", "Model"})
+    queries = [(title, expand(expr, values, scrape_interval))
+               for title, expr in queries_by_row(dashboard, {"Interface", "Model"})]
     assert len(queries) >= 10, queries
 
-    def expand(expr: str) -> str:
-        expr = expr.replace("$__rate_interval", rate_interval)
-        for name, value in values.items():
-            expr = expr.replace(f"${name}", value)
-        return expr
-
     def empty() -> list[str]:
-        return [f"{title}: {expand(expr)}" for title, expr in queries if not trio.prom.query(expand(expr))]
+        return [f"{title}: {expr}" for title, expr in queries if not trio.prom.query(expr)]
 
     poll("every interface and model query of the dashboard returns data", lambda: not empty(), timeout=60,
          interval=1.0, diagnose=lambda: "no data:\n" + "\n".join(empty()))
