@@ -4,7 +4,8 @@ Two tables: the real program per stack file, and ``many_models_program.py`` on t
 50 model deployments and their monitors (target: linear growth, under 5 s at 50). Each measurement runs in a
 fresh Python process, so that peak memory (the child's maximum resident set) is the program's own and imports
 are paid every time, as they are on every ``pulumi preview``. Prints medians with the range over the
-repetitions, and ratios: each stack to the fastest, each model count's time per model to that of one model.
+repetitions, and ratios: each stack to the fastest, and the cost of an added model between model counts
+(constant when growth is linear).
 
     .venv/bin/python benchmarks/program_scale.py [--repeat 3] [--models 1 10 50]
 """
@@ -79,21 +80,26 @@ def main() -> None:
     print()
     print(f"local stack with N model deployments and monitors, {args.repeat} runs each")
     print(
-        f"{'models':>6} {'resources':>9} {'wall s (median, min-max)':>26} {'s/model':>8} {'x 1-model':>9}"
+        f"{'models':>6} {'resources':>9} {'wall s (median, min-max)':>26} {'s per added model':>18}"
         f" {'peak MiB':>9}"
     )
-    per_model_base = None
+    previous: tuple[int, float] | None = None
+    marginal: list[float] = []
     for count in args.models:
         samples = [measure(local, program, count) for _ in range(args.repeat)]
         seconds = [s["seconds"] for s in samples]
         median = statistics.median(seconds)
-        per_model = median / count
-        per_model_base = per_model_base or per_model
+        added = ""
+        if previous is not None:
+            marginal.append((median - previous[1]) / (count - previous[0]))
+            added = f"{marginal[-1]:.3f}"
+        previous = (count, median)
         print(
             f"{count:>6} {int(samples[0]['resources']):>9} {median:>10.2f} ({min(seconds):.2f}-{max(seconds):.2f})"
-            f"{'':>6} {per_model:>8.3f} {per_model / per_model_base:>8.2f}x"
-            f" {statistics.median([s['peak_mib'] for s in samples]):>9.1f}"
+            f"{'':>6} {added:>18} {statistics.median([s['peak_mib'] for s in samples]):>9.1f}"
         )
+    if len(marginal) > 1:
+        print(f"linearity: cost of an added model, last step / first step = {marginal[-1] / marginal[0]:.2f}x")
 
 
 if __name__ == "__main__":
