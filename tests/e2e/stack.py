@@ -274,15 +274,16 @@ def alert_states(alerts: list[dict[str, Any]], name: str) -> list[str]:
 
 
 HEALTHY = LoadConfig(rate=20, duration=2.0, batch_size=5, feedback_ratio=0.3, wait_ready_seconds=0, seed=1)
-"""Undrifted traffic with ground truth for a share of predictions: 100 rows a second, every row of the
-held-out data, so every drift window of the suite holds more than the contract's minimum volume."""
+"""Undrifted traffic with ground truth for a share of predictions: 100 rows a second drawn from the held-out
+data, so every drift window of the suite holds well over the contract's minimum volume."""
 
 
 class Traffic:
     """The sample's traffic generator, run in two-second rounds in a thread until stopped.
 
     Each round takes the current profile and the current URL (a rolling update moves the service), so a new
-    profile starts within one round; the time its first round starts is recorded as the profile's onset.
+    profile starts within one round; the time its first round starts is recorded as the profile's onset (the
+    generator then builds its rows for about 0.1 s before the first request, so an onset is never late).
     """
 
     def __init__(self, url: str) -> None:
@@ -292,6 +293,7 @@ class Traffic:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.onsets: dict[int, float] = {}
+        self._generation = 0
         self.rounds = 0
         self.reports: list[LoadReport] = []
         self.errors: list[str] = []
@@ -301,10 +303,11 @@ class Traffic:
             self._url = url
 
     def set_profile(self, profile: LoadConfig) -> int:
-        """Switch to ``profile``; returns a key whose onset ``onset`` waits for."""
+        """Switch to ``profile``; returns the key ``onset`` takes."""
         with self._lock:
             self._profile = profile
-            return id(profile)
+            self._generation += 1
+            return self._generation
 
     def onset(self, key: int, timeout: float = 10) -> float:
         """Wall-clock time the first round of a profile began."""
@@ -320,9 +323,8 @@ class Traffic:
     def _loop(self) -> None:
         while not self._stop.is_set():
             with self._lock:
-                profile, url = self._profile, self._url
-            key = id(profile)
-            self.onsets.setdefault(key, time.time())
+                profile, url, generation = self._profile, self._url, self._generation
+            self.onsets.setdefault(generation, time.time())
             try:
                 # A new seed per round: the same seed would send the same rows every round, a sample of a few
                 # hundred rows whose sampling noise alone looks like drift.

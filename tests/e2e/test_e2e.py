@@ -146,6 +146,7 @@ def test_healthy_traffic_fills_the_dashboard_and_fires_no_alert(trio: Trio) -> N
     assert trio.am.alerts() == []
     assert trio.receiver.notifications(since=since) == [], trio.receiver.describe(since)
     assert trio.receiver.errors == []
+    assert trio.traffic.errors == []
 
 
 # ---------------------------------------------------------------------------------------------------------
