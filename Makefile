@@ -56,3 +56,10 @@ lint: dev
 test: dev tools lint
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 	cd model-service && ../$(VENV)/bin/python -m pytest -m 'image or not image' $(PYTEST_ARGS)
+
+# The monitors end to end on this machine, for a person: the sample service, Prometheus and Alertmanager as local
+# processes, normal then drifted traffic, and a drift alert printed as it goes pending, firing and resolved.
+.PHONY: demo
+demo: dev
+	bash scripts/install-tools.sh prometheus alertmanager
+	$(VENV)/bin/python -m tests.e2e.demo $(DEMO_ARGS)
