@@ -51,7 +51,14 @@ _TOOL_PACKAGES = {  # binary -> (install-tools.sh argument, version key)
     "amtool": ("alertmanager", "ALERTMANAGER_VERSION"),
     "alertmanager": ("alertmanager", "ALERTMANAGER_VERSION"),
     "actionlint": ("actionlint", "ACTIONLINT_VERSION"),
+    # Built by scripts/install-engine.sh (the real Pulumi engine and a control plane for tests/engine).
+    "pulumi": ("pulumi", "PULUMI_VERSION"),
+    "pulumi-resource-kubernetes": ("pulumi-resource-kubernetes", "PULUMI_KUBERNETES_PROVIDER_VERSION"),
+    "etcd": ("etcd", "ETCD_VERSION"),
+    "kube-apiserver": ("kube", "KUBERNETES_VERSION"),
+    "kube-controller-manager": ("kube", "KUBERNETES_VERSION"),
 }
+_ENGINE_PACKAGES = {"pulumi", "pulumi-resource-kubernetes", "etcd", "kube"}
 
 
 def require_tool(binary: str) -> Path:
@@ -66,7 +73,8 @@ def require_tool(binary: str) -> Path:
     if candidate.is_file() and os.access(candidate, os.X_OK):
         return candidate
     unavailable(
-        f"{binary} {version} not found at {candidate}; build it with: bash scripts/install-tools.sh {package}"
+        f"{binary} {version} not found at {candidate}; build it with: bash scripts/"
+        f"{'install-engine.sh' if package in _ENGINE_PACKAGES else 'install-tools.sh'} {package}"
         " (needs Go; set ML_OBS_TOOLS_DIR to use another cache folder)"
     )
     raise AssertionError("unreachable")
