@@ -147,9 +147,12 @@ class MonitoringStack(pulumi.ComponentResource):
                 "labels": project_labels("alertmanager", config.release_name, "receiver-credentials"),
             },
             type="Opaque",
+            # None rather than {} when no receiver is configured: the provider stores no empty stringData, so an
+            # empty map would show as "+stringData" and replace the Secret on every update.
             string_data={
                 key: pulumi.Output.secret(value) for key, value in receiver_secrets(args.alerting).items()
-            },
+            }
+            or None,
             opts=child,
         )
 
