@@ -497,6 +497,7 @@ class Trio:
             [alertmanager_bin, f"--config.file={self._write_alertmanager_config()}",
              f"--storage.path={self.workdir / 'alertmanager' / 'data'}",
              f"--web.listen-address={LOOPBACK}:{alertmanager_port}", "--cluster.listen-address=",
+             f"--web.external-url=http://{LOOPBACK}:{alertmanager_port}/",
              "--log.level=info"],
             log_dir=self.workdir / "logs", ports=[alertmanager_port],
         )
@@ -512,6 +513,7 @@ class Trio:
             [prometheus_bin, f"--config.file={config}",
              f"--storage.tsdb.path={self.workdir / 'prometheus' / 'data'}",
              f"--web.listen-address={LOOPBACK}:{prometheus_port}",
+             f"--web.external-url=http://{LOOPBACK}:{prometheus_port}/",
              f"--rules.alert.for-grace-period={self.scale.render(PROMETHEUS_FOR_GRACE_PERIOD)}",
              f"--rules.alert.for-outage-tolerance={self.scale.render(PROMETHEUS_OUTAGE_TOLERANCE)}",
              "--web.enable-lifecycle", "--log.level=info"],
