@@ -15,7 +15,7 @@ export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.state
 export PULUMI_CONFIG_PASSPHRASE_FILE ?= $(CURDIR)/.state/passphrase
 PYTEST_ARGS ?=
 
-.PHONY: up destroy preview venv dev tools test lint
+.PHONY: up destroy preview venv dev tools test lint engine-test
 
 $(VENV)/.installed: pyproject.toml requirements.txt model-service/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,7 @@ destroy: venv .state/passphrase
 
 tools:
 	bash scripts/install-tools.sh
+	bash scripts/install-engine.sh
 
 lint: dev
 	$(VENV)/bin/ruff check .
@@ -55,6 +56,7 @@ lint: dev
 # The sample model service is its own project with its own tests; CI runs them all, the image build steps included.
 test: dev tools lint
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -m engine tests/engine $(PYTEST_ARGS)
 	cd model-service && ../$(VENV)/bin/python -m pytest -m 'image or not image' $(PYTEST_ARGS)
 
 # The monitors end to end on this machine, for a person: the sample service, Prometheus and Alertmanager as local
@@ -63,3 +65,9 @@ test: dev tools lint
 demo: dev
 	bash scripts/install-tools.sh prometheus alertmanager
 	$(VENV)/bin/python -m tests.e2e.demo $(DEMO_ARGS)
+
+# The real Pulumi engine alone (tests/engine): builds its tools on first use (about 17 minutes on 2 cores), then
+# previews the local and existing stacks and deploys, redeploys and destroys the existing one on a local API server.
+engine-test: dev
+	bash scripts/install-engine.sh
+	$(VENV)/bin/python -m pytest -m engine tests/engine $(PYTEST_ARGS)
