@@ -28,7 +28,7 @@ from tests.tools import ROOT, require_tool
 ENGINE_DIR = Path(__file__).resolve().parent
 STAND_IN = ENGINE_DIR / "stand_in_provider.py"
 # Every engine run is bounded: a hung plugin or program fails the test instead of the CI job.
-COMMAND_TIMEOUT_SECONDS = 900
+COMMAND_TIMEOUT_SECONDS = 600
 
 
 def stand_in_plugin(folder: Path, package: str) -> Path:

@@ -37,6 +37,23 @@ def _no_wait(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResu
     return pulumi.ResourceTransformResult(props=props, opts=args.opts)
 
 
+def _started_as_policy_pack() -> bool:
+    """True when the engine meant to start the policy pack, not the program.
+
+    The CLI starts a Python policy pack through the language host's ``RunPlugin``, naming the pack's folder in a
+    field the served language host (3.68, see scripts/tool-versions.env) predates; that host then runs
+    ``python '' <engine address>`` in the program's folder, which starts this file with no program arguments.
+    """
+    return sys.argv[0] == "" and len(sys.argv) == 2 and bool(os.environ.get("ML_OBS_ENGINE_POLICY_PACK"))
+
+
+if _started_as_policy_pack():
+    # Exactly what the pack's analyzer script (pulumi-analyzer-policy-python) runs: pulumi-policy's entry point,
+    # unbuffered (it writes its port to stdout without flushing), with the engine's address and the pack's folder.
+    pack = os.environ["ML_OBS_ENGINE_POLICY_PACK"]
+    os.chdir(pack)
+    os.execv(sys.executable, [sys.executable, "-u", "-m", "pulumi.policy", sys.argv[1], pack])
+
 if os.environ.get("ML_OBS_ENGINE_NO_WAIT") == "1":
     pulumi.runtime.register_resource_transform(_no_wait)
 
