@@ -117,11 +117,6 @@ class Declared:
                 if r.get("targetLabel") == "job"]
         return str(jobs[-1]) if jobs else str(self.services[0]["metadata"]["name"])
 
-    @property
-    def scrape_interval_seconds(self) -> float:
-        interval = self.service_monitor["spec"]["endpoints"][0]["interval"]
-        return TimeScale(1.0).seconds(interval)
-
     def container_env(self) -> dict[str, str]:
         """The container's environment as the Deployment declares it; a Secret reference gets a fresh value
         (only the feedback signing key is one, generated randomly in a cluster too)."""
@@ -296,6 +291,7 @@ class Traffic:
         self._generation = 0
         self.rounds = 0
         self.reports: list[LoadReport] = []
+        """The last rounds' reports (statuses by kind), newest last."""
         self.errors: list[str] = []
 
     def point_at(self, url: str) -> None:

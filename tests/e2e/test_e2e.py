@@ -163,6 +163,8 @@ def test_healthy_traffic_fills_the_dashboard_and_fires_no_alert(trio: Trio) -> N
     assert trio.receiver.notifications(since=since) == [], trio.receiver.describe(since)
     assert trio.receiver.errors == []
     assert trio.traffic.errors == []
+    answered = [r.statuses.get("predict:200", 0) for r in trio.traffic.reports[-3:]]
+    assert all(answered), f"the service stopped answering the traffic: {answered}"
 
 
 # ---------------------------------------------------------------------------------------------------------
