@@ -22,6 +22,7 @@ import yaml
 from tests.engine.control_plane import ControlPlane, control_plane
 from tests.engine.engine import EngineProject
 from tests.engine.test_preview import engine_overrides
+from tests.tools import tool_versions
 
 pytestmark = pytest.mark.engine
 
@@ -69,6 +70,8 @@ def is_crd_leftover(plane: ControlPlane, item: tuple[str, str, str, str]) -> boo
 def test_up_up_destroy_on_a_real_api_server(tmp_path: Path) -> None:
     start = time.monotonic()
     with control_plane(tmp_path / "control-plane") as plane:
+        # The version stamps of the build: pulumi-kubernetes refuses a server that reports v0.0.0-master.
+        assert plane.get("/version")["gitVersion"] == tool_versions()["KUBERNETES_VERSION"]
         baseline = plane.all_objects()
         engine = EngineProject.create(
             tmp_path / "engine", "existing", up_overrides(), extra_env={"ML_OBS_ENGINE_NO_WAIT": "1"}
