@@ -11,6 +11,7 @@ entry point, as the pack's analyzer script does, so the pack's code runs unchang
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,10 @@ def previewed_with_pack(tmp_path: Path, stack: str, stack_file: Path, overrides:
 
 def test_a_password_in_the_chart_values_blocks_the_preview(tmp_path: Path) -> None:
     fixture = yaml.safe_load(FIXTURE.read_text())["config"]
+    monitoring = fixture["ml-observability:monitoring"]
+    monitoring["extraValues"]["grafana"]["adminPassword"] = secrets.token_urlsafe(16)
     overrides = engine_overrides()
-    overrides["monitoring"] = fixture["ml-observability:monitoring"] | overrides["monitoring"]
+    overrides["monitoring"] = monitoring | overrides["monitoring"]
     result = previewed_with_pack(tmp_path, "policy-violation", FIXTURE, overrides)
     output = result.stdout + result.stderr
     assert result.returncode != 0, f"the preview passed despite the violation:\n{output[-5000:]}"
