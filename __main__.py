@@ -22,14 +22,7 @@ cluster = create_cluster("cluster", config.cluster)
 
 monitoring = MonitoringStack(
     "monitoring",
-    MonitoringStackArgs(
-        monitoring=config.monitoring,
-        alerting=config.alerting,
-        platform=cluster.kind,
-        control_plane_metrics=cluster.control_plane_metrics,
-        storage_class=cluster.default_storage_class,
-        grafana_host_port=cluster.grafana_host_port,
-    ),
+    MonitoringStackArgs.for_cluster(config.monitoring, config.alerting, cluster),
     opts=pulumi.ResourceOptions(providers=[cluster.provider]),
 )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -16,6 +17,7 @@ import pulumi_random as random
 import yaml
 
 from components.alertmanager_config import ALERTMANAGER_SECRETS_MOUNT, receiver_secrets, render_alertmanager_config
+from components.cluster import Cluster
 from components.config import AlertingConfig, MonitoringConfig
 from components.contracts import MANAGED_BY_LABEL, PART_OF_LABEL, PROJECT, DashboardContract, DiscoveryContract
 from components.contracts import common_labels as project_labels
@@ -54,6 +56,20 @@ class MonitoringStackArgs:
     """StorageClass of the volumes (``Cluster.default_storage_class``); ``None``: the cluster's default class."""
     grafana_host_port: int | None = None
     """On kind, the host port the cluster maps to Grafana's NodePort (``cluster.grafanaHostPort``)."""
+
+    @classmethod
+    def for_cluster(
+        cls, monitoring: MonitoringConfig, alerting: AlertingConfig, cluster: Cluster
+    ) -> MonitoringStackArgs:
+        """The args for the stack on ``cluster``, taking every cluster fact from the cluster component itself."""
+        return cls(
+            monitoring=monitoring,
+            alerting=alerting,
+            platform=cast(Platform, cluster.kind),
+            control_plane_metrics=cluster.control_plane_metrics,
+            storage_class=cluster.default_storage_class,
+            grafana_host_port=cluster.grafana_host_port,
+        )
 
     def __post_init__(self) -> None:
         if self.platform not in PLATFORMS:
