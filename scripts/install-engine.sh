@@ -11,15 +11,11 @@
 # Prints one line per tool: "<tool> <version> <bin dir> (cached|built in Ns)".
 set -euo pipefail
 
-# shellcheck source=scripts/tool-versions.env
-source "$(dirname "$0")/tool-versions.env"
+# shellcheck source=scripts/tool-cache.sh
+source "$(dirname "$0")/tool-cache.sh"
 
-TOOLS_DIR="${ML_OBS_TOOLS_DIR:-$HOME/.cache/ml-observability/tools}"
-export GOMODCACHE="${GOMODCACHE_OVERRIDE:-$TOOLS_DIR/go/mod}"
-export GOCACHE="${GOCACHE_OVERRIDE:-$TOOLS_DIR/go/build}"
+# Module copies whose replace directives are dropped (the Kubernetes provider) complete their go.sum as they build.
 export GOFLAGS="-buildvcs=false -mod=mod"
-export CGO_ENABLED=0
-mkdir -p "$TOOLS_DIR"
 
 # Runs the body of one tool's build in a throwaway folder unless "$dest/.complete" says it is already built.
 # The builds are niced: they share the machine's cores with whatever else runs.

@@ -10,16 +10,8 @@
 # Prints one line per tool: "<tool> <version> <bin dir> (cached|built in Ns)".
 set -euo pipefail
 
-# Pins, shared with tests/tools.py, which finds the binaries by the same versions.
-# shellcheck source=scripts/tool-versions.env
-source "$(dirname "$0")/tool-versions.env"
-
-TOOLS_DIR="${ML_OBS_TOOLS_DIR:-$HOME/.cache/ml-observability/tools}"
-export GOMODCACHE="${GOMODCACHE_OVERRIDE:-$TOOLS_DIR/go/mod}"
-export GOCACHE="${GOCACHE_OVERRIDE:-$TOOLS_DIR/go/build}"
-export GOFLAGS="-buildvcs=false"
-export CGO_ENABLED=0
-mkdir -p "$TOOLS_DIR"
+# shellcheck source=scripts/tool-cache.sh
+source "$(dirname "$0")/tool-cache.sh"
 
 build() {  # build <name> <version> <ldflags> <package@version>...
   local name=$1 version=$2 ldflags=$3; shift 3
