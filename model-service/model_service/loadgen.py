@@ -99,7 +99,11 @@ class LoadConfig:
     """The service's ``MODEL_MAX_BATCH_SIZE``; a ``batch_too_large`` request sends one record more."""
     seed: int = 0
     concurrency: int = 64
-    """Most requests in flight; a due request beyond it is skipped and counted, not queued."""
+    """Most requests in flight; what happens to a due request beyond it is :attr:`when_saturated`."""
+    when_saturated: Literal["skip", "wait"] = "skip"
+    """``skip``: drop a request that is due while ``concurrency`` are in flight and count it, so the
+    offered rate stays fixed and a slow server shows as skips. ``wait``: send it as soon as one answers,
+    late, so every request is sent whatever the machine's load (exact counts in tests depend on it)."""
     timeout_seconds: float = 10.0
     wait_ready_seconds: float = 10.0
     """Poll ``/readyz`` for up to this long before sending; 0 to start at once."""
@@ -115,6 +119,7 @@ class LoadConfig:
             "feedback_ratio": 0 <= self.feedback_ratio <= 1,
             "feedback_accuracy": self.feedback_accuracy is None or 0 <= self.feedback_accuracy <= 1,
             "concurrency": self.concurrency >= 1,
+            "when_saturated": self.when_saturated in ("skip", "wait"),
         }
         for name, ok in checks.items():
             if not ok:
@@ -275,7 +280,6 @@ async def run_load(config: LoadConfig) -> LoadReport:
             await _wait_ready(client, config.wait_ready_seconds)
         loop = asyncio.get_running_loop()
         started = loop.time()
-        in_flight = 0
         tasks: set[asyncio.Task[None]] = set()
 
         async def post(kind: str, path: str, body: bytes) -> httpx.Response | None:
@@ -289,34 +293,29 @@ async def run_load(config: LoadConfig) -> LoadReport:
             return response
 
         async def one(due: float) -> None:
-            nonlocal in_flight
-            in_flight += 1
-            try:
-                if config.malformed_ratio > 0 and traffic.rng.random() < config.malformed_ratio:
-                    kind, body = traffic.malformed()
-                    response = await post(f"malformed:{kind}", "/predict", body)
-                    if response is not None and response.status_code != EXPECTED_STATUS[kind]:
-                        report.unexpected[kind] += 1
-                    return
-                rows, labels = traffic.rows(due - started)
-                body = json.dumps({"records": traffic.records(rows)}).encode()
-                response = await post("predict", "/predict", body)
-                if response is None or response.status_code != 200:
-                    return
-                report.latencies_seconds.append(loop.time() - due)
-                predictions = response.json()["predictions"]
-                report.predictions += len(predictions)
-                report.predicted_classes.update(p["class"] for p in predictions)
-                if config.keep_rows:
-                    report.sent_rows.append(rows)
-                items = traffic.feedback_items(predictions, labels) if config.feedback_ratio > 0 else []
-                if items:
-                    answer = await post("feedback", "/feedback", json.dumps({"feedback": items}).encode())
-                    if answer is not None and answer.status_code == 200:
-                        report.feedback_items += answer.json()["accepted"]
-                        report.feedback_correct += answer.json()["correct"]
-            finally:
-                in_flight -= 1
+            if config.malformed_ratio > 0 and traffic.rng.random() < config.malformed_ratio:
+                kind, body = traffic.malformed()
+                response = await post(f"malformed:{kind}", "/predict", body)
+                if response is not None and response.status_code != EXPECTED_STATUS[kind]:
+                    report.unexpected[kind] += 1
+                return
+            rows, labels = traffic.rows(due - started)
+            body = json.dumps({"records": traffic.records(rows)}).encode()
+            response = await post("predict", "/predict", body)
+            if response is None or response.status_code != 200:
+                return
+            report.latencies_seconds.append(loop.time() - due)
+            predictions = response.json()["predictions"]
+            report.predictions += len(predictions)
+            report.predicted_classes.update(p["class"] for p in predictions)
+            if config.keep_rows:
+                report.sent_rows.append(rows)
+            items = traffic.feedback_items(predictions, labels) if config.feedback_ratio > 0 else []
+            if items:
+                answer = await post("feedback", "/feedback", json.dumps({"feedback": items}).encode())
+                if answer is not None and answer.status_code == 200:
+                    report.feedback_items += answer.json()["accepted"]
+                    report.feedback_correct += answer.json()["correct"]
 
         index = 0
         while config.max_requests is None or index < config.max_requests:
@@ -327,9 +326,14 @@ async def run_load(config: LoadConfig) -> LoadReport:
             if delay > 0:
                 await asyncio.sleep(delay)
             index += 1
-            if in_flight >= config.concurrency:
-                report.skipped += 1
-                continue
+            # Tasks not yet finished, rather than a counter the tasks keep: a task created while the
+            # loop is behind schedule has not started yet, and must count against the limit already.
+            pending = {task for task in tasks if not task.done()}
+            if len(pending) >= config.concurrency:
+                if config.when_saturated == "skip":
+                    report.skipped += 1
+                    continue
+                await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             task = asyncio.create_task(one(due))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
@@ -388,6 +392,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--server-max-batch-size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument(
+        "--when-saturated",
+        choices=("skip", "wait"),
+        default="skip",
+        help="a request due while --concurrency are in flight: skip it (fixed rate) or send it late",
+    )
     parser.add_argument("--timeout", type=float, default=10.0)
     parser.add_argument(
         "--wait-ready", type=float, default=10.0, help="seconds to wait for /readyz; 0 = no wait"
@@ -434,6 +444,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[LoadConfig, bool]:
             server_max_batch_size=args.server_max_batch_size,
             seed=args.seed,
             concurrency=args.concurrency,
+            when_saturated=args.when_saturated,
             timeout_seconds=args.timeout,
             wait_ready_seconds=args.wait_ready,
         )

@@ -5,15 +5,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from service_helpers import running_server
 
 from model_service import contract, data
+from model_service.app import create_app
 from model_service.artifact import ArtifactMetadata
 from model_service.loadgen import EXPECTED_STATUS, MALFORMED_KINDS, DriftSpec, LoadConfig, parse_args, run
+from model_service.settings import Settings
 
 # The service's reason for each malformed kind the generator sends.
 REASONS = {
@@ -25,6 +30,10 @@ REASONS = {
     "empty_batch": "invalid_body",
     "batch_too_large": "batch_too_large",
 }
+
+# Tests that count exactly what the service saw send every request, late if the service is slow under
+# the machine's load, instead of skipping those due while the client is saturated.
+EVERY_REQUEST: dict[str, Any] = {"concurrency": 32, "when_saturated": "wait", "timeout_seconds": 120.0}
 
 
 def scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -49,7 +58,7 @@ def test_feedback_with_a_chosen_accuracy(server: str) -> None:
             max_requests=400,
             feedback_ratio=1.0,
             feedback_accuracy=0.7,
-            concurrency=256,
+            **EVERY_REQUEST,
         )
     )
     assert report.statuses["predict:200"] == 400, report.summary()
@@ -72,7 +81,7 @@ def test_feedback_with_true_labels_measures_the_model(server: str, metadata: Art
             max_requests=250,
             batch_size=4,
             feedback_ratio=1.0,
-            concurrency=256,
+            **EVERY_REQUEST,
         )
     )
     scraped = scrape(server)
@@ -85,7 +94,7 @@ def test_feedback_with_true_labels_measures_the_model(server: str, metadata: Art
 
 def test_malformed_requests_are_refused_and_counted(server: str) -> None:
     report = run(
-        LoadConfig(url=server, rate=200, duration=5, max_requests=140, malformed_ratio=1.0, concurrency=256)
+        LoadConfig(url=server, rate=200, duration=5, max_requests=140, malformed_ratio=1.0, **EVERY_REQUEST)
     )
     assert report.unexpected == {}
     sent = {kind: report.requests[f"malformed:{kind}"] for kind in MALFORMED_KINDS}
@@ -99,7 +108,8 @@ def test_malformed_requests_are_refused_and_counted(server: str) -> None:
     for reason, count in by_reason.items():
         assert total(scraped, "model_invalid_requests_total", route="/predict", reason=reason) == count
     # The service still answers good requests afterwards.
-    assert run(LoadConfig(url=server, rate=100, duration=1, max_requests=5)).statuses["predict:200"] == 5
+    after = run(LoadConfig(url=server, rate=100, duration=1, max_requests=5, **EVERY_REQUEST))
+    assert after.statuses["predict:200"] == 5
 
 
 def test_drifted_traffic_is_what_the_drift_counters_see(server: str, metadata: ArtifactMetadata) -> None:
@@ -107,12 +117,12 @@ def test_drifted_traffic_is_what_the_drift_counters_see(server: str, metadata: A
         LoadConfig(
             url=server,
             rate=300,
-            concurrency=256,
             duration=5,
             max_requests=400,
             batch_size=3,
             keep_rows=True,
             drift=DriftSpec(shift={"f2": 2.0}, scale={"f5": 3.0}),
+            **EVERY_REQUEST,
         )
     )
     rows = report.rows()
@@ -143,10 +153,36 @@ def test_gradual_drift_ramps_up() -> None:
 
 
 def test_open_loop_rate_and_duration(server: str) -> None:
-    report = run(LoadConfig(url=server, rate=50, duration=1.0))
+    report = run(LoadConfig(url=server, rate=50, duration=1.0, **EVERY_REQUEST))
     # Requests are due at i / rate for i < rate * duration.
     assert report.requests["predict"] == 50
     assert report.elapsed_seconds >= 0.98
+
+
+@pytest.fixture
+def slow_server(make_settings: Callable[..., Settings], request: pytest.FixtureRequest) -> Iterator[str]:
+    """A server that answers every /predict after ``request.param`` seconds."""
+    settings = make_settings(fault_extra_latency_seconds=request.param, fault_latency_ratio=1.0)
+    with running_server(create_app(settings, load="background")) as url:
+        yield url
+
+
+@pytest.mark.parametrize("slow_server", [5.0], indirect=True)
+def test_a_saturated_client_skips_due_requests_to_keep_the_rate(slow_server: str) -> None:
+    # 8 requests due within 70 ms, 2 allowed in flight, each answered after 5 s: the first two are still
+    # in flight when the last is due unless the client stalls for seconds, so the other six are skipped.
+    # A client that is late sends nothing in between (it does not yield until a request is due), so a
+    # loaded machine cannot change the count either.
+    report = run(LoadConfig(url=slow_server, rate=100, max_requests=8, concurrency=2))
+    assert (report.requests["predict"], report.skipped) == (2, 6), report.summary()
+
+
+@pytest.mark.parametrize("slow_server", [0.3], indirect=True)
+def test_a_saturated_client_can_wait_and_send_every_request(slow_server: str) -> None:
+    report = run(LoadConfig(url=slow_server, rate=100, max_requests=8, concurrency=2, when_saturated="wait"))
+    assert (report.statuses["predict:200"], report.skipped) == (8, 0), report.summary()
+    # Four rounds of two, each at least 0.3 s: the requests really waited for a free slot.
+    assert report.elapsed_seconds >= 4 * 0.3
 
 
 def test_config_is_validated() -> None:
