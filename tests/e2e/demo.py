@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from components.drift_rules import FEATURE_DRIFT_ALERT
-from tests.e2e.stack import HEALTHY, Trio, drifted, running_trio
+from tests.e2e.stack import Trio, running_trio
 from tests.harness import STACKS_DIR
+from tests.traffic import HEALTHY, drifted
 
 HIDDEN_LABELS = {"alertname", "namespace", "job", "model_name", "model_version"}
 """Labels every alert of the model carries: left out of the printed names."""

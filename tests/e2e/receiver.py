@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.e2e.processes import LOOPBACK, poll, port_is_free
+from tests.processes import LOOPBACK, poll, port_is_free
 
 PATHS = {"pagerduty": "/pagerduty", "slack": "/slack", "webhook": "/webhook"}
 

@@ -2,8 +2,13 @@
 
 ``declare`` runs the program under mocks with a stack file's configuration, the monitors' time scale and,
 optionally, fault injection, and keeps the objects the local processes are configured from: the ServiceMonitor
-and Service (the scrape configuration, ``scrape_config``), the PrometheusRule (the rule file, verbatim), the
-Deployment (the service's environment) and the dashboard ConfigMap (the queries scenario 1 runs).
+and Service (the scrape job's interval, path and target labels), the PrometheusRule (the rule file, verbatim),
+the Deployment (the service's environment) and the dashboard ConfigMap (the queries scenario 1 runs).
+
+How a ServiceMonitor becomes a scrape configuration is the Prometheus Operator's business, and the real operator
+does it in ``tests/node``. Here each pod is a target of a file-SD job carrying the labels the operator's
+configuration gives a model target (``model_target_labels``); the node suite checks those labels against the
+targets the real operator generated, so the two cannot part.
 
 ``Trio`` starts and stops the three servers and the recording receiver. Every server listens on a free port of
 127.0.0.1, in its own process group, and is stopped on ``close`` whatever happened before; ``close`` then
@@ -21,32 +26,30 @@ delays without news, and a process restart takes real seconds that no time scale
 from __future__ import annotations
 
 import contextlib
-import dataclasses
+import hashlib
 import json
 import os
 import secrets
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
-from model_service.loadgen import DriftSpec, LoadConfig, LoadReport, run
 
 from components.alertmanager_config import Receiver, receiver_secrets, render_alertmanager_config
 from components.config import AlertingConfig, ModelMonitorsConfig
 from components.contracts import PROJECT
 from components.rule_model import TimeScale
-from tests.e2e.processes import LOOPBACK, ManagedProcess, free_port, poll, port_is_free, wait_http_ok
 from tests.e2e.receiver import RecordingReceiver
-from tests.e2e.scrape_config import LocalPod, ServiceEndpoints, pod_template_hash, scrape_jobs
 from tests.harness import ProgramRun, load_stack_file, run_program
+from tests.processes import LOOPBACK, ManagedProcess, free_port, poll, port_is_free, wait_http_ok
+from tests.prometheus_api import AlertmanagerApi, PrometheusApi
 from tests.tools import require_tool, tool_versions, unavailable
+from tests.traffic import Traffic
 
 SERVICE_MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
 PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
@@ -131,8 +134,28 @@ class Declared:
                 raise ValueError(f"environment variable {variable['name']} has a source this suite cannot provide")
         return env
 
-    def endpoints(self) -> list[ServiceEndpoints]:
-        return [ServiceEndpoints(service=service, deployment=self.deployment) for service in self.services]
+    @property
+    def scrape_pool(self) -> str:
+        """The scrape job the operator makes of the ServiceMonitor's first endpoint."""
+        metadata = self.service_monitor["metadata"]
+        return f"serviceMonitor/{metadata['namespace']}/{metadata['name']}/0"
+
+    def model_target_labels(self, pod: str) -> dict[str, str]:
+        """The labels the Prometheus Operator's configuration gives the target of ``pod`` (the Endpoints role,
+        the chart's default), ``instance`` aside: the Service's namespace and name, the pod and its container,
+        the endpoint's port name, and the job the ServiceMonitor's relabeling sets."""
+        [service] = [s for s in self.services if s["metadata"]["namespace"] == self.namespace]
+        [container] = self.deployment["spec"]["template"]["spec"]["containers"]
+        [endpoint] = self.service_monitor["spec"]["endpoints"]
+        return {"namespace": self.namespace, "service": service["metadata"]["name"], "pod": pod,
+                "container": container["name"], "endpoint": endpoint["port"], "job": self.job}
+
+
+def pod_template_hash(deployment: Mapping[str, Any]) -> str:
+    """A short hash of the pod template, as a ReplicaSet's name carries one: a changed template (new
+    environment, say) makes new pod names, so a rolling update shows in the ``pod`` label as in a cluster."""
+    template = json.dumps(deployment["spec"]["template"], sort_keys=True)
+    return hashlib.sha256(template.encode()).hexdigest()[:10]
 
 
 def _stack_section(stack_file: Path, key: str) -> dict[str, Any]:
@@ -191,163 +214,6 @@ def train_artifact(directory: Path) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# HTTP APIs
-# ---------------------------------------------------------------------------------------------------------
-
-
-class PrometheusApi:
-    """The few calls of Prometheus' HTTP API the suite asserts on."""
-
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-        self.client = httpx.Client(base_url=base_url, timeout=10)
-
-    def _data(self, path: str, **params: Any) -> Any:
-        response = self.client.get(path, params=params)
-        body = response.json()
-        if body.get("status") != "success":
-            raise AssertionError(f"{path} {params}: {body}")
-        return body["data"]
-
-    def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
-        """An instant query; ``at`` is the evaluation time (seconds, millisecond precision)."""
-        params: dict[str, Any] = {"query": expr}
-        if at is not None:
-            params["time"] = f"{at:.3f}"
-        data = self._data("/api/v1/query", **params)
-        assert data["resultType"] == "vector", data
-        return list(data["result"])
-
-    def value(self, expr: str, at: float | None = None) -> float | None:
-        """The value of a query that returns at most one series."""
-        result = self.query(expr, at)
-        assert len(result) <= 1, f"{expr}: {len(result)} series"
-        return float(result[0]["value"][1]) if result else None
-
-    def alerts(self) -> list[dict[str, Any]]:
-        return list(self._data("/api/v1/alerts")["alerts"])
-
-    def reload(self) -> None:
-        """Reload the configuration (``--web.enable-lifecycle``); returns once Prometheus has applied it."""
-        response = self.client.post("/-/reload")
-        assert response.status_code == 200, f"reload failed: {response.status_code} {response.text}"
-
-    def rules(self) -> list[dict[str, Any]]:
-        return list(self._data("/api/v1/rules")["groups"])
-
-    def targets(self) -> dict[str, Any]:
-        return dict(self._data("/api/v1/targets"))
-
-    def label_values(self, label: str, match: str) -> list[str]:
-        return list(self._data(f"/api/v1/label/{label}/values", **{"match[]": match}))
-
-    def close(self) -> None:
-        self.client.close()
-
-
-class AlertmanagerApi:
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-        self.client = httpx.Client(base_url=base_url, timeout=10)
-
-    def alerts(self) -> list[dict[str, Any]]:
-        response = self.client.get("/api/v2/alerts")
-        response.raise_for_status()
-        return list(response.json())
-
-    def close(self) -> None:
-        self.client.close()
-
-
-def alert_states(alerts: list[dict[str, Any]], name: str) -> list[str]:
-    return [a["state"] for a in alerts if a["labels"].get("alertname") == name]
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Traffic
-# ---------------------------------------------------------------------------------------------------------
-
-
-HEALTHY = LoadConfig(rate=20, duration=2.0, batch_size=5, feedback_ratio=0.3, wait_ready_seconds=0, seed=1)
-"""Undrifted traffic with ground truth for a share of predictions: 100 rows a second drawn from the held-out
-data, so every drift window of the suite holds well over the contract's minimum volume."""
-
-
-class Traffic:
-    """The sample's traffic generator, run in two-second rounds in a thread until stopped.
-
-    Each round takes the current profile and the current URL (a rolling update moves the service), so a new
-    profile starts within one round; the time its first round starts is recorded as the profile's onset (the
-    generator then builds its rows for about 0.1 s before the first request, so an onset is never late).
-    """
-
-    def __init__(self, url: str) -> None:
-        self._url = url
-        self._profile = HEALTHY
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.onsets: dict[int, float] = {}
-        self._generation = 0
-        self.rounds = 0
-        self.reports: list[LoadReport] = []
-        """The last rounds' reports (statuses by kind), newest last."""
-        self.errors: list[str] = []
-
-    def point_at(self, url: str) -> None:
-        with self._lock:
-            self._url = url
-
-    def set_profile(self, profile: LoadConfig) -> int:
-        """Switch to ``profile``; returns the key ``onset`` takes."""
-        with self._lock:
-            self._profile = profile
-            self._generation += 1
-            return self._generation
-
-    def onset(self, key: int, timeout: float = 10) -> float:
-        """Wall-clock time the first round of a profile began."""
-        result = poll("traffic profile started", lambda: self.onsets.get(key), timeout=timeout, interval=0.05)
-        assert isinstance(result, float)
-        return result
-
-    def wait_next_round(self, timeout: float = 30) -> None:
-        """Until a round that started after this call has begun: the ones before it have ended."""
-        target = self.rounds + 1
-        poll("next traffic round", lambda: self.rounds >= target, timeout=timeout, interval=0.05)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            with self._lock:
-                profile, url, generation = self._profile, self._url, self._generation
-            self.onsets.setdefault(generation, time.time())
-            try:
-                # A new seed per round: the same seed would send the same rows every round, a sample of a few
-                # hundred rows whose sampling noise alone looks like drift.
-                self.rounds += 1
-                report = run(dataclasses.replace(profile, url=url, seed=profile.seed * 100_003 + self.rounds))
-            except Exception as error:  # a round must never kill the thread; the error is kept for the report
-                self.errors.append(repr(error))
-                self._stop.wait(0.5)
-                continue
-            self.reports = [*self.reports[-50:], report]
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="traffic", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-
-
-def drifted(feature: str, sigmas: float) -> LoadConfig:
-    """Healthy traffic with one feature shifted by ``sigmas`` training standard deviations, at once."""
-    return dataclasses.replace(HEALTHY, drift=DriftSpec(shift={feature: sigmas}, onset="sudden"))
-
-
-# ---------------------------------------------------------------------------------------------------------
 # The trio
 # ---------------------------------------------------------------------------------------------------------
 
@@ -364,9 +230,6 @@ class Pod:
     @property
     def url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"
-
-    def endpoint(self) -> LocalPod:
-        return LocalPod(name=self.name, port=self.port, ready=self.ready)
 
 
 @dataclass
@@ -400,9 +263,10 @@ class Trio:
         return self.workdir / "prometheus" / "endpoints.json"
 
     def _write_endpoints(self) -> None:
-        """What Kubernetes SD would list now; Prometheus picks changes up from the file within a second."""
-        groups = [group for endpoints in self.declared.endpoints()
-                  for group in endpoints.target_groups([pod.endpoint() for pod in self.pods])]
+        """The Service's endpoints now, ready or not (the operator's configuration scrapes both, so a crashed pod
+        shows as ``up == 0``); Prometheus picks changes up from the file within a second."""
+        groups = [{"targets": [f"{LOOPBACK}:{pod.port}"], "labels": self.declared.model_target_labels(pod.name)}
+                  for pod in self.pods]
         temporary = self.sd_file.with_suffix(".tmp")
         temporary.write_text(json.dumps(groups, indent=1))
         temporary.replace(self.sd_file)  # atomic: Prometheus never reads half a file
@@ -415,14 +279,20 @@ class Trio:
         )
         rules.parent.mkdir(parents=True, exist_ok=True)
         rules.write_text(yaml.safe_dump(self.declared.prometheus_rule["spec"], sort_keys=False))
-        interval = self.declared.service_monitor["spec"]["endpoints"][0]["interval"]
+        [endpoint] = self.declared.service_monitor["spec"]["endpoints"]
         config = {
-            "global": {"scrape_interval": interval, "evaluation_interval": interval},
+            "global": {"scrape_interval": endpoint["interval"], "evaluation_interval": endpoint["interval"]},
             "rule_files": [str(rules)] if with_rules else [],
             "alerting": {"alertmanagers": [
                 {"api_version": "v2", "static_configs": [{"targets": [f"{LOOPBACK}:{alertmanager_port}"]}]}
             ]},
-            "scrape_configs": scrape_jobs(self.declared.service_monitor, str(self.sd_file)),
+            "scrape_configs": [{
+                "job_name": self.declared.scrape_pool,
+                "scheme": endpoint["scheme"],
+                "metrics_path": endpoint["path"],
+                "scrape_timeout": endpoint["scrapeTimeout"],
+                "file_sd_configs": [{"files": [str(self.sd_file)], "refresh_interval": "1s"}],
+            }],
         }
         path = folder / "prometheus.yml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -34,9 +34,11 @@ from components.rule_model import TimeScale, by
 from components.slo_rules import AVAILABILITY_ALERT, LATENCY_ALERT, latency_slo_name
 from tests.e2e.conftest import TIMINGS
 from tests.e2e.dashboard import expand, queries_by_row, query_variables
-from tests.e2e.processes import poll
 from tests.e2e.receiver import Notification
-from tests.e2e.stack import HEALTHY, TEST_CREDENTIALS, Trio, alert_states, drifted
+from tests.e2e.stack import TEST_CREDENTIALS, Trio
+from tests.processes import poll
+from tests.prometheus_api import alert_states
+from tests.traffic import HEALTHY, drifted
 
 pytestmark = pytest.mark.e2e
 
