@@ -56,14 +56,28 @@ def instructions(path: Path = DOCKERFILE) -> list[tuple[str, str]]:
     return result
 
 
-def stages(path: Path = DOCKERFILE) -> list[Stage]:
-    """Build stages in order; instructions before the first FROM (ARG) are ignored."""
+def global_args(path: Path = DOCKERFILE) -> dict[str, str]:
+    """The ``ARG NAME=default`` lines before the first FROM: what a FROM line may name as ``${NAME}``."""
+    defaults: dict[str, str] = {}
+    for keyword, args in instructions(path):
+        if keyword == "FROM":
+            break
+        if keyword == "ARG":
+            name, _, default = args.partition("=")
+            defaults[name] = default
+    return defaults
+
+
+def stages(path: Path = DOCKERFILE, build_args: dict[str, str] | None = None) -> list[Stage]:
+    """Build stages in order, each base with the global ARGs resolved (defaults, or ``build_args``)."""
+    arguments = global_args(path) | (build_args or {})
     result: list[Stage] = []
     for keyword, args in instructions(path):
         if keyword == "FROM":
             parts = args.split()
+            base = re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: arguments[m.group(1) or m.group(2)], parts[0])
             name = parts[2] if len(parts) >= 3 and parts[1].upper() == "AS" else None
-            result.append(Stage(base=parts[0], name=name))
+            result.append(Stage(base=base, name=name))
         elif result:
             result[-1].instructions.append((keyword, args))
     return result

@@ -56,6 +56,13 @@ def test_multi_stage_with_pinned_slim_base() -> None:
         )
 
 
+def test_one_build_argument_replaces_the_base_of_every_stage() -> None:
+    # Where no registry is reachable, the base is built locally and passed as PYTHON_IMAGE
+    # (scripts/install-node.sh).
+    local = "localhost/ml-observability/python:3.11-bookworm-1"
+    assert {stage.base for stage in stages(build_args={"PYTHON_IMAGE": local})} == {local}
+
+
 def test_build_stage_installs_the_serve_extra_and_trains() -> None:
     build = stages()[0]
     runs = build.arguments("RUN")
