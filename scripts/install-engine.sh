@@ -17,28 +17,6 @@ source "$(dirname "$0")/tool-cache.sh"
 # Module copies whose replace directives are dropped (the Kubernetes provider) complete their go.sum as they build.
 export GOFLAGS="-buildvcs=false -mod=mod"
 
-# Runs the body of one tool's build in a throwaway folder unless "$dest/.complete" says it is already built.
-# The builds are niced: they share the machine's cores with whatever else runs.
-build_tool() {  # build_tool <name> <version> <function>
-  local name=$1 version=$2 body=$3
-  local dest="$TOOLS_DIR/$name-$version/bin"
-  if [[ -f "$dest/.complete" ]]; then
-    echo "$name $version $dest (cached)"
-    return
-  fi
-  rm -rf "$dest"; mkdir -p "$dest"
-  local start=$SECONDS work
-  work=$(mktemp -d)
-  (cd "$work" && "$body" "$dest")
-  chmod -R u+w "$work"; rm -rf "$work"
-  touch "$dest/.complete"
-  echo "$name $version $dest (built in $((SECONDS - start))s)"
-}
-
-module_dir() {  # module_dir <module@version>: the unpacked, read-only module in the module cache
-  go mod download -json "$1" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p'
-}
-
 # The CLI and the Python language host must sit in one folder: the engine finds bundled language hosts next to the
 # `pulumi` executable, and the host finds its `pulumi-language-python-exec` script next to itself.
 build_pulumi() {
@@ -101,28 +79,8 @@ build_etcd() {
     -o "$dest/etcd" go.etcd.io/etcd/server/v3
 }
 
-# k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with ./staging paths: a wrapper
-# routes each one to its published v0.<minor>.<patch>. The version stamps are not optional: without them the
-# server reports v0.0.0-master and pulumi-kubernetes refuses to talk to it.
-build_kube() {
-  local dest=$1 v=$KUBERNETES_VERSION gomod minor ldflags="-s -w" module
-  go mod init build.local/kube >/dev/null 2>&1
-  gomod=$(go mod download -json "k8s.io/kubernetes@$v" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
-  for module in $(go mod edit -json "$gomod" | python3 -c '
-import json, sys
-print("\n".join(r["Path"] for r in json.load(sys.stdin)["Require"] if r["Version"] == "v0.0.0"))'); do
-    go mod edit -replace="$module=$module@v0.${v#v1.}"
-  done
-  go get "k8s.io/kubernetes@$v"
-  minor=${v#v1.}; minor=${minor%%.*}
-  for package in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ldflags+=" -X $package.gitVersion=$v -X $package.gitMajor=1 -X $package.gitMinor=$minor"
-    ldflags+=" -X $package.gitTreeState=clean -X $package.gitCommit=module-$v"
-  done
-  for command in kube-apiserver kube-controller-manager; do
-    nice go build -trimpath -ldflags "$ldflags" -o "$dest/$command" "k8s.io/kubernetes/cmd/$command"
-  done
-}
+# The control plane of the engine tests; the node's own commands are built by scripts/install-node.sh.
+build_kube() { build_kube_commands "$1" kube-apiserver kube-controller-manager; }
 
 want() { [[ ${#SELECTED[@]} -eq 0 ]] || [[ " ${SELECTED[*]} " == *" $1 "* ]]; }
 SELECTED=("$@")
