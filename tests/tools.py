@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -57,8 +58,15 @@ _TOOL_PACKAGES = {  # binary -> (install-tools.sh argument, version key)
     "etcd": ("etcd", "ETCD_VERSION"),
     "kube-apiserver": ("kube", "KUBERNETES_VERSION"),
     "kube-controller-manager": ("kube", "KUBERNETES_VERSION"),
+    # Built by scripts/install-node.sh (the local node of tests/node).
+    "kubelet": ("kube-node", "KUBERNETES_VERSION"),
+    "kube-proxy": ("kube-node", "KUBERNETES_VERSION"),
+    "kube-scheduler": ("kube-node", "KUBERNETES_VERSION"),
+    "kubectl": ("kube-node", "KUBERNETES_VERSION"),
 }
-_ENGINE_PACKAGES = {"pulumi", "pulumi-resource-kubernetes", "etcd", "kube"}
+_INSTALLERS = {"pulumi": "install-engine.sh", "pulumi-resource-kubernetes": "install-engine.sh",
+               "etcd": "install-engine.sh", "kube": "install-engine.sh", "kube-node": "install-node.sh"}
+"""The script that builds each package; the others come from scripts/install-tools.sh."""
 
 
 def require_tool(binary: str) -> Path:
@@ -74,10 +82,45 @@ def require_tool(binary: str) -> Path:
         return candidate
     unavailable(
         f"{binary} {version} not found at {candidate}; build it with: bash scripts/"
-        f"{'install-engine.sh' if package in _ENGINE_PACKAGES else 'install-tools.sh'} {package}"
+        f"{_INSTALLERS.get(package, 'install-tools.sh')} {package}"
         " (needs Go; set ML_OBS_TOOLS_DIR to use another cache folder)"
     )
     raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class NodeImage:
+    """A container image scripts/install-node.sh built: its name there, the reference it is tagged with, its
+    archive (what containerd imports)."""
+
+    name: str
+    ref: str
+    archive: Path
+
+
+_NODE_IMAGES = {  # image -> the version key of its folder, as scripts/install-node.sh names them
+    "prometheus-operator": "PROMETHEUS_OPERATOR_VERSION",
+    "prometheus-config-reloader": "PROMETHEUS_OPERATOR_VERSION",
+    "prometheus": "PROMETHEUS_VERSION",
+    "alertmanager": "ALERTMANAGER_VERSION",
+    "kube-state-metrics": "KUBE_STATE_METRICS_VERSION",
+    "node-exporter": "NODE_EXPORTER_VERSION",
+    "pause": "PAUSE_VERSION",
+}
+
+
+def built_image(name: str, key: str, hint: str) -> NodeImage:
+    folder = tools_dir() / "images" / f"{name}-{key}"
+    if not (folder / ".complete").exists():
+        unavailable(f"image {name} {key} not found in {folder}; build it with: {hint}")
+    return NodeImage(name=name, ref=(folder / "ref").read_text().strip(), archive=folder / "image.tar")
+
+
+def node_images() -> tuple[NodeImage, ...]:
+    """Every image the local node imports before it starts: the chart's and the pause container."""
+    versions = tool_versions()
+    return tuple(built_image(name, versions[key], "bash scripts/install-node.sh images (as root)")
+                 for name, key in _NODE_IMAGES.items())
 
 
 def upstream_dir() -> Path:
