@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,9 @@ class EngineProject:
     stack_file: Path
     env: dict[str, str] = field(default_factory=dict)
     timings: list[tuple[str, float]] = field(default_factory=list)
+    wrap: Callable[[Sequence[str], Path], list[str]] = lambda argv, cwd: list(argv)
+    """Turns each CLI command and its folder into the command that runs: as is, or entered into a local node's
+    namespaces (``NodeNamespace.command``)."""
 
     @classmethod
     def create(
@@ -58,6 +62,7 @@ class EngineProject:
         overrides: dict[str, Any],
         extra_env: dict[str, str] | None = None,
         stack_file: Path | None = None,
+        wrap: Callable[[Sequence[str], Path], list[str]] = lambda argv, cwd: list(argv),
     ) -> EngineProject:
         """A project for ``stack``, configured from ``stack_file`` (default: the real ``stacks/`` file)."""
         pulumi_bin = require_tool("pulumi").parent
@@ -98,7 +103,7 @@ class EngineProject:
             "ML_OBS_UPSTREAM_DIR": os.environ.get("ML_OBS_UPSTREAM_DIR", ""),
         } | (extra_env or {})
         stack_file = stack_file or ROOT / "stacks" / f"Pulumi.{stack}.yaml"
-        engine = cls(workdir=workdir, stack=stack, stack_file=stack_file, env=env)
+        engine = cls(workdir=workdir, stack=stack, stack_file=stack_file, env=env, wrap=wrap)
         engine.run("stack", "init", stack)
         engine.write_stack_config(overrides)
         return engine
@@ -117,25 +122,39 @@ class EngineProject:
         stack_file["config"] = config
         path.write_text(yaml.safe_dump(stack_file, sort_keys=False))
 
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """``pulumi <args>`` in the project folder; a failure shows the CLI's whole output."""
+    def run(self, *args: str, check: bool = True, timeout: float = COMMAND_TIMEOUT_SECONDS,
+            diagnose: Callable[[], str] | None = None) -> subprocess.CompletedProcess[str]:
+        """``pulumi <args>`` in the project folder; a failure or a timeout shows the CLI's whole output (and, with
+        ``diagnose``, what the cluster looked like)."""
         start = time.monotonic()
-        result = subprocess.run(
-            ["pulumi", *args, "--non-interactive"],
-            cwd=self.workdir / "project",
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=COMMAND_TIMEOUT_SECONDS,
-            check=False,
-        )
+        try:
+            result = subprocess.run(
+                self.wrap(["pulumi", *args, "--non-interactive"], self.workdir / "project"),
+                cwd=self.workdir / "project",
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as expired:
+            output = expired.stdout.decode(errors="replace") if isinstance(expired.stdout, bytes) else ""
+            details = diagnose() if diagnose is not None else ""
+            raise AssertionError(
+                f"pulumi {' '.join(args)} still running after {timeout:.0f}s\n--- stdout\n{output[-20000:]}\n{details}"
+            ) from None
         self.timings.append((" ".join(args[:2]), round(time.monotonic() - start, 1)))
         if check and result.returncode != 0:
+            details = diagnose() if diagnose is not None else ""
             raise AssertionError(
                 f"pulumi {' '.join(args)} exited {result.returncode}\n--- stdout\n{result.stdout[-20000:]}"
-                f"\n--- stderr\n{result.stderr[-20000:]}"
+                f"\n--- stderr\n{result.stderr[-20000:]}\n{details}"
             )
         return result
+
+    def set_secret(self, key: str, value: str) -> None:
+        """``pulumi config set --secret --path``: a secret as a user sets it, encrypted in the stack file."""
+        self.run("config", "set", "--secret", "--path", "--stack", self.stack, f"{PROJECT}:{key}", value)
 
     def preview_json(self, *args: str) -> dict[str, Any]:
         result = self.run("preview", "--json", "--stack", self.stack, *args)
