@@ -15,7 +15,7 @@ export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.state
 export PULUMI_CONFIG_PASSPHRASE_FILE ?= $(CURDIR)/.state/passphrase
 PYTEST_ARGS ?=
 
-.PHONY: up destroy preview venv dev tools test lint engine-test
+.PHONY: up destroy preview venv dev tools test lint engine-test node-test
 
 $(VENV)/.installed: pyproject.toml requirements.txt model-service/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,8 +46,10 @@ destroy: venv .state/passphrase
 	pulumi destroy --yes --non-interactive --stack $(STACK)
 
 tools:
+	bash scripts/install-system-packages.sh
 	bash scripts/install-tools.sh
 	bash scripts/install-engine.sh
+	bash scripts/install-node.sh
 
 lint: dev
 	$(VENV)/bin/ruff check .
@@ -57,6 +59,7 @@ lint: dev
 test: dev tools lint
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 	$(VENV)/bin/python -m pytest -m engine tests/engine $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -m node tests/node $(PYTEST_ARGS)
 	cd model-service && ../$(VENV)/bin/python -m pytest -m 'image or not image' $(PYTEST_ARGS)
 
 # The monitors end to end on this machine, for a person: the sample service, Prometheus and Alertmanager as local
@@ -71,3 +74,14 @@ demo: dev
 engine-test: dev
 	bash scripts/install-engine.sh
 	$(VENV)/bin/python -m pytest -m engine tests/engine $(PYTEST_ARGS)
+
+# The product on a real Kubernetes node on this machine (tests/node), as root: builds the node's binaries and images
+# on first use, starts etcd, the API server, the scheduler, containerd, the kubelet and kube-proxy in namespaces of
+# their own, runs `pulumi up` of the existing stack onto it, the scenarios, `pulumi destroy`, and checks the machine
+# is left as it was.
+node-test: dev
+	bash scripts/install-system-packages.sh
+	bash scripts/install-tools.sh prometheus alertmanager
+	bash scripts/install-engine.sh
+	bash scripts/install-node.sh
+	$(VENV)/bin/python -m pytest -m node tests/node $(PYTEST_ARGS)

@@ -108,6 +108,17 @@ class ChartNames:
         return f"{self.release}-alertmanager"
 
     @property
+    def operator_service(self) -> str:
+        """The operator's Service, which also serves its admission webhooks."""
+        return f"{self.release}-operator"
+
+    @property
+    def admission_secret(self) -> str:
+        """The Secret holding the webhooks' serving certificate (``ca``, ``cert``, ``key``), which the chart's
+        certificate Jobs create and the operator mounts."""
+        return f"{self.release}-admission"
+
+    @property
     def grafana(self) -> str:
         """Grafana's Deployment and Service (the subchart's ``fullnameOverride``)."""
         return f"{self.release}-grafana"

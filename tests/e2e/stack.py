@@ -141,14 +141,21 @@ class Declared:
         return f"serviceMonitor/{metadata['namespace']}/{metadata['name']}/0"
 
     def model_target_labels(self, pod: str) -> dict[str, str]:
-        """The labels the Prometheus Operator's configuration gives the target of ``pod`` (the Endpoints role,
-        the chart's default), ``instance`` aside: the Service's namespace and name, the pod and its container,
-        the endpoint's port name, and the job the ServiceMonitor's relabeling sets."""
         [service] = [s for s in self.services if s["metadata"]["namespace"] == self.namespace]
-        [container] = self.deployment["spec"]["template"]["spec"]["containers"]
-        [endpoint] = self.service_monitor["spec"]["endpoints"]
-        return {"namespace": self.namespace, "service": service["metadata"]["name"], "pod": pod,
-                "container": container["name"], "endpoint": endpoint["port"], "job": self.job}
+        return model_target_labels(self.service_monitor, service, self.deployment, pod)
+
+
+def model_target_labels(service_monitor: Mapping[str, Any], service: Mapping[str, Any],
+                        deployment: Mapping[str, Any], pod: str) -> dict[str, str]:
+    """The labels the Prometheus Operator's configuration gives the model's target in ``pod`` (the Endpoints
+    role, the chart's default), ``instance`` aside: the Service's namespace and name, the pod and its container,
+    the endpoint's port name, and the job the ServiceMonitor's relabeling sets (``tests/node`` compares them
+    with the real operator's targets)."""
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    [endpoint] = service_monitor["spec"]["endpoints"]
+    [job] = [r["replacement"] for r in endpoint.get("relabelings", []) if r.get("targetLabel") == "job"]
+    return {"namespace": service["metadata"]["namespace"], "service": service["metadata"]["name"], "pod": pod,
+            "container": container["name"], "endpoint": endpoint["port"], "job": job}
 
 
 def pod_template_hash(deployment: Mapping[str, Any]) -> str:
