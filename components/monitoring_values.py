@@ -197,11 +197,17 @@ def chart_values(
             },
         },
         "prometheusOperator": {
+            # The operator creates the kubelet's Service itself, outside the release: in kube-system (the
+            # default) it would outlive an uninstall or a destroy, and a later release would scrape every kubelet
+            # twice. In the monitoring namespace it goes with that namespace, and kube-system is left untouched
+            # (on GKE Autopilot, which forbids writing there, this is required).
+            "kubeletService": {"namespace": monitoring.namespace},
             "resources": resources.operator.as_values(),
             "prometheusConfigReloader": {"resources": resources.config_reloader.as_values()},
             "admissionWebhooks": admission_webhooks,
         },
         "grafana": _grafana(monitoring, platform, dashboards, grafana_admin_secret, names),
+        "kubelet": {"namespace": monitoring.namespace},  # where the kubelet ServiceMonitor looks for that Service
         "kube-state-metrics": {"resources": resources.kube_state_metrics.as_values()},
         "prometheus-node-exporter": {
             "resources": resources.node_exporter.as_values(),

@@ -118,6 +118,18 @@ def test_control_plane_monitors_on_kind_only(stack_run: ProgramRun, rendered: Re
         )
 
 
+def test_the_kubelet_service_lives_in_the_monitoring_namespace(rendered: RenderedChart):
+    # The operator creates it outside the release; in kube-system it would survive a destroy (and a node test
+    # found it there). The kubelet ServiceMonitor must look where the operator puts it.
+    operator = rendered.one("Deployment", f"{rendered.release_name}-operator")
+    [container] = operator["spec"]["template"]["spec"]["containers"]
+    assert f"--kubelet-service={rendered.namespace}/{rendered.release_name}-kubelet" in container["args"]
+    kubelet = rendered.one("ServiceMonitor", f"{rendered.release_name}-kubelet")
+    assert kubelet["spec"]["namespaceSelector"] == {"matchNames": [rendered.namespace]}
+    assert not [o for o in rendered.objects if o["metadata"].get("namespace") == "kube-system"
+                and o["kind"] != "Service"], "only the control-plane exporters' Services may go to kube-system"
+
+
 # --- Grafana ------------------------------------------------------------------------------------------------
 
 
