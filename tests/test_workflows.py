@@ -147,8 +147,9 @@ def test_every_action_is_pinned_to_a_major_version_at_least():
 def test_tests_run_exactly_the_ci_entry_point_on_pushes_and_pull_requests():
     workflow = load(WORKFLOWS / "test.yml")
     assert set(workflow["on"]) == {"push", "pull_request"}
-    runs = [s.get("run", "") for s in steps(workflow, "test")]
-    assert runs[-1] == "bash .ci/run", "the last step is the project's CI entry point itself"
+    runs = [s.get("run", "") for s in steps(workflow, "test") if s.get("if") != "always()"]
+    # The last step that can fail is the project's CI entry point itself, as root for the local node's namespaces.
+    assert runs[-1].startswith("sudo ") and runs[-1].endswith(" bash .ci/run"), runs[-1]
     setup_python = uses(steps(workflow, "test"), "actions/setup-python")
     assert setup_python and setup_python[0]["with"]["python-version"] == "3.11"
     assert uses(steps(workflow, "test"), "actions/setup-go")
