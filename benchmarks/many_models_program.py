@@ -10,12 +10,12 @@ import os
 
 import pulumi
 
-from components.cluster import create_cluster
+from components.clusters import create_cluster
 from components.config import load_stack_config
-from components.dashboards import ModelDashboards, ModelDashboardsArgs
-from components.model_deployment import ModelDeployment, ModelDeploymentArgs
-from components.model_monitors import ModelMonitors, ModelMonitorsArgs
-from components.monitoring_stack import MonitoringStack, MonitoringStackArgs
+from components.model.deployment import ModelDeployment, ModelDeploymentArgs
+from components.monitoring.stack import MonitoringStack, MonitoringStackArgs
+from components.monitors.model_dashboards import ModelDashboards, ModelDashboardsArgs
+from components.monitors.model_monitors import ModelMonitors, ModelMonitorsArgs
 
 config = load_stack_config()
 models = int(os.environ.get("MLOBS_BENCH_MODELS", "1"))

@@ -31,9 +31,9 @@ from pydantic.fields import FieldInfo
 
 from components.config_source import RawSetting, read_project_settings
 from components.contracts import PROJECT
-from components.rule_model import TimeScale, parse_duration
-from components.runbooks import DEFAULT_RUNBOOK_BASE_URL
-from components.slo_rules import WORKBOOK_WINDOWS, check_objective
+from components.monitors.rule_model import TimeScale, parse_duration
+from components.monitors.runbooks import DEFAULT_RUNBOOK_BASE_URL
+from components.monitors.slo_rules import WORKBOOK_WINDOWS, check_objective
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 KUBERNETES_MINOR = r"^1\.[0-9]{2}(\.[0-9]+)?$"

@@ -33,7 +33,7 @@ except ModuleNotFoundError:  # the pack runs in a virtualenv without the project
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from components import contracts
 from components.config import MonitoringConfig
-from components.monitoring_values import discovery_contract
+from components.monitoring.values import discovery_contract
 
 PACK_NAME = "ml-observability"
 

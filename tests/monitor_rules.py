@@ -8,8 +8,8 @@ from model_service import contract
 
 from components.config import ModelMonitorsConfig
 from components.contracts import DiscoveryContract
-from components.model_monitors import ModelMonitorsArgs, rule_groups
-from components.rule_model import RuleGroup
+from components.monitors.model_monitors import ModelMonitorsArgs, rule_groups
+from components.monitors.rule_model import RuleGroup
 
 NAMESPACE = "models"
 MODEL = "synthetic-classifier"

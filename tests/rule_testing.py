@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from components.rule_model import AlertingRule, RuleGroup, TimeScale, dump_yaml, format_duration, to_spec
+from components.monitors.rule_model import AlertingRule, RuleGroup, TimeScale, dump_yaml, format_duration, to_spec
 from tests.promsim import go_g, humanize_percentage
 from tests.tools import require_tool
 

@@ -11,11 +11,10 @@ import pulumi
 import pytest
 
 from components.contracts import DashboardContract
-from components.dashboards import (
+from components.monitors.model_dashboards import ModelDashboards, ModelDashboardsArgs
+from components.monitors.overview_dashboard import (
     MODEL_DASHBOARD_TITLE,
     DashboardSettings,
-    ModelDashboards,
-    ModelDashboardsArgs,
     dashboard_expressions,
     dashboard_json,
     dashboard_uid,

@@ -19,8 +19,8 @@ from model_service import contract
 from scipy.spatial.distance import jensenshannon
 
 from components.config import ModelMonitorsConfig
-from components.drift_rules import FEATURE_DRIFT_ALERT, PREDICTION_DRIFT_ALERT, js_distance, psi
-from components.rule_model import AlertingRule, RuleGroup, selector
+from components.monitors.drift_rules import FEATURE_DRIFT_ALERT, PREDICTION_DRIFT_ALERT, js_distance, psi
+from components.monitors.rule_model import AlertingRule, RuleGroup, selector
 from tests.monitor_rules import MINUTE, MODEL, NAMESPACE, groups_for
 from tests.promsim import Series, increase
 from tests.rule_testing import expected_alert, run_rule_tests, series_values

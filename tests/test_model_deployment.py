@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from model_service import contract as model_contract
 
+from components.clusters.metrics_server import METRICS_SERVER_CHART_VERSION
 from components.config import SAMPLE_MODEL_NAME, ModelConfig
 from components.contracts import MODEL_HTTP_PORT, MODEL_HTTP_PORT_NAME, PROJECT, PROMETHEUS_POD_LABELS
-from components.metrics_server import METRICS_SERVER_CHART_VERSION
-from components.model_deployment import (
+from components.model.deployment import (
     SIGNING_KEY_BYTES,
     SIGNING_KEY_SECRET_KEY,
     Autoscaling,
@@ -29,7 +29,7 @@ from components.model_deployment import (
     ModelDeployment,
     ModelDeploymentArgs,
 )
-from components.model_image import (
+from components.model.image import (
     IMAGE_REPOSITORY,
     MODEL_SERVICE_DIR,
     MODEL_SERVICE_UID,

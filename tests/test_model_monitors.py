@@ -16,9 +16,9 @@ from model_service import contract
 
 from components.config import ModelMonitorsConfig
 from components.contracts import PART_OF_LABEL, DiscoveryContract, common_labels
-from components.model_monitors import ModelMonitors, ModelMonitorsArgs, rule_groups
-from components.model_rules import WORKLOAD_PODS
-from components.rule_model import alert_names, to_spec
+from components.monitors.model_monitors import ModelMonitors, ModelMonitorsArgs, rule_groups
+from components.monitors.model_rules import WORKLOAD_PODS
+from components.monitors.rule_model import alert_names, to_spec
 from tests.harness import ProgramRun, run_function
 from tests.rule_testing import check_rules
 

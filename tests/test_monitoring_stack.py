@@ -15,8 +15,8 @@ from components.clusters.kind import kind_config
 from components.config import AlertingConfig, ConfigError, KindClusterConfig, MonitoringConfig, validate_settings
 from components.config_source import RawSetting
 from components.contracts import GRAFANA_NODE_PORT, PROJECT
-from components.monitoring_stack import MonitoringStack, MonitoringStackArgs
-from components.monitoring_values import MONITOR_KINDS
+from components.monitoring.stack import MonitoringStack, MonitoringStackArgs
+from components.monitoring.values import MONITOR_KINDS
 from tests import harness
 from tests.chart_render import (
     EVERY_OPTION,

@@ -272,7 +272,7 @@ def no_stack_config():
 
 
 def test_discovery_labels_come_from_the_monitoring_stacks_contract(no_stack_config: None):
-    from components.monitoring_values import discovery_contract
+    from components.monitoring.values import discovery_contract
 
     default = policies.DEFAULT_RELEASE_NAME
     assert policies.discovery_labels() == dict(discovery_contract(default).labels) == {"release": default}

@@ -19,8 +19,13 @@ import pytest
 from model_service import contract
 
 from components.config import ModelMonitorsConfig
-from components.dashboards import DashboardSettings, dashboard_expressions, dashboard_json, model_dashboard
-from components.rule_model import RecordingRule, RuleGroup
+from components.monitors.overview_dashboard import (
+    DashboardSettings,
+    dashboard_expressions,
+    dashboard_json,
+    model_dashboard,
+)
+from components.monitors.rule_model import RecordingRule, RuleGroup
 from tests.monitor_rules import MODEL, NAMESPACE, groups_for
 from tests.rule_testing import check_rules, write_rules
 from tests.sample_service import sample_run

@@ -18,14 +18,9 @@ import pytest
 from model_service import contract
 
 from components.config import ModelMonitorsConfig
-from components.rule_model import AlertingRule, RecordingRule, RuleGroup, TimeScale, selector, to_spec
-from components.slo_rules import (
-    AVAILABILITY_ALERT,
-    LATENCY_ALERT,
-    WORKBOOK_WINDOWS,
-    check_objective,
-    threshold,
-)
+from components.monitors.model_slos import AVAILABILITY_ALERT, LATENCY_ALERT
+from components.monitors.rule_model import AlertingRule, RecordingRule, RuleGroup, TimeScale, selector, to_spec
+from components.monitors.slo_rules import WORKBOOK_WINDOWS, check_objective, threshold
 from tests.monitor_rules import DAY, HOUR, MINUTE, MODEL, NAMESPACE, groups_for, monitors_config
 from tests.promsim import Series, increase, summed_increase
 from tests.rule_testing import check_rules, expected_alert, run_rule_tests, write_rules
@@ -236,12 +231,13 @@ def simulate(
 
 
 def alert_tests(
-    scenario: Scenario, groups: tuple[RuleGroup, ...], firing: dict[int, dict[str, float]], minutes: list[int],
-    scale: float, labels: dict[str, str],
+    alert: str, scenario: Scenario, groups: tuple[RuleGroup, ...], firing: dict[int, dict[str, float]],
+    minutes: list[int], scale: float, labels: dict[str, str],
 ) -> list[dict[str, Any]]:
+    """promtool cases for ``alert``: at each of ``minutes``, exactly the severities ``firing`` expects."""
     from tests.rule_testing import duration
 
-    alert = alert_rule(groups, "page").alert
+    assert alert_rule(groups, "page").alert == alert
     cases = []
     for minute in minutes:
         expected = [
@@ -276,7 +272,8 @@ def test_fast_burn_pages_within_minutes(tmp_path: Path, scale: float):
     assert 0 < page - onset <= 6, "a total outage must page within minutes"
     assert "ticket" not in firing[page], "the page comes before any ticket"
     minutes = [onset, page - 1, page, page + 10, scenario.minutes]
-    tests = alert_tests(scenario, groups, firing, minutes, scale, slo_labels("requests-availability"))
+    tests = alert_tests(AVAILABILITY_ALERT, scenario, groups, firing, minutes, scale,
+                        slo_labels("requests-availability"))
     run_rule_tests(tmp_path, groups, tests, evaluation_interval_ms=round(MINUTE * scale))
 
 
@@ -294,7 +291,8 @@ def test_slow_burn_only_opens_a_ticket(tmp_path: Path, scale: float):
     assert not any("page" in fired for fired in firing.values())
     assert ticket - onset > 24 * 60, "a slow burn is noticed within a day or two, by the 3d window"
     minutes = [onset + 6 * 60, ticket - eval_every, ticket, scenario.minutes]
-    tests = alert_tests(scenario, groups, firing, minutes, scale, slo_labels("requests-availability"))
+    tests = alert_tests(AVAILABILITY_ALERT, scenario, groups, firing, minutes, scale,
+                        slo_labels("requests-availability"))
     run_rule_tests(tmp_path, groups, tests, evaluation_interval_ms=round(eval_every * MINUTE * scale))
 
 
@@ -331,7 +329,7 @@ def test_slow_responses_burn_the_latency_slo(tmp_path: Path):
     firing = simulate(scenario, 99.0, "latency", 1.0, eval_every=1)
     page = first(firing, "page")
     assert 0 < page - onset <= 10
-    tests = alert_tests(scenario, groups, firing, [onset, page - 1, page], 1.0,
+    tests = alert_tests(LATENCY_ALERT, scenario, groups, firing, [onset, page - 1, page], 1.0,
                         slo_labels("requests-latency-100ms"))
     run_rule_tests(tmp_path, groups, tests, evaluation_interval_ms=MINUTE)
 

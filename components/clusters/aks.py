@@ -9,7 +9,7 @@ import pulumi
 import pulumi_azure_native as azure
 import pulumi_kubernetes as k8s
 
-from components.cluster import Cluster
+from components.clusters import Cluster
 from components.config import AksClusterConfig
 
 

@@ -15,7 +15,7 @@ import pulumi_aws as aws
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
-from components.cluster import Cluster
+from components.clusters import Cluster
 from components.config import EksClusterConfig
 
 _NODE_POLICIES = (

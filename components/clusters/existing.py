@@ -7,7 +7,7 @@ from pathlib import Path
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.cluster import Cluster
+from components.clusters import Cluster
 from components.config import ExistingClusterConfig
 
 

@@ -7,7 +7,7 @@ import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 import yaml
 
-from components.cluster import Cluster
+from components.clusters import Cluster
 from components.config import GkeClusterConfig
 
 

@@ -16,7 +16,7 @@ import pulumi_command as command
 import pulumi_kubernetes as k8s
 import yaml
 
-from components.cluster import Cluster
+from components.clusters import Cluster
 from components.config import KindClusterConfig
 from components.contracts import GRAFANA_NODE_PORT
 

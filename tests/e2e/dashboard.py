@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from components.rule_model import format_duration, parse_duration
+from components.monitors.rule_model import format_duration, parse_duration
 
 LABEL_VALUES = re.compile(r"^label_values\((?P<match>.+),\s*(?P<label>[A-Za-z_][A-Za-z0-9_]*)\)$")
 """Grafana's ``label_values(<selector>, <label>)`` variable query."""

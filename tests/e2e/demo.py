@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from components.drift_rules import FEATURE_DRIFT_ALERT
+from components.monitors.drift_rules import FEATURE_DRIFT_ALERT
 from tests.e2e.stack import Trio, running_trio
 from tests.harness import STACKS_DIR
 from tests.traffic import HEALTHY, drifted

@@ -40,10 +40,10 @@ from typing import Any
 
 import yaml
 
-from components.alertmanager_config import Receiver, receiver_secrets, render_alertmanager_config
 from components.config import AlertingConfig, ModelMonitorsConfig
 from components.contracts import PROJECT
-from components.rule_model import TimeScale
+from components.monitoring.alertmanager import Receiver, receiver_secrets, render_alertmanager_config
+from components.monitors.rule_model import TimeScale
 from tests.e2e.receiver import RecordingReceiver
 from tests.harness import ProgramRun, load_stack_file, run_program
 from tests.processes import LOOPBACK, ManagedProcess, free_port, poll, port_is_free, wait_http_ok

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from components.rule_model import format_duration, selector
+from components.monitors.rule_model import format_duration, selector
 from tests.conftest import program_run
 from tests.e2e.dashboard import expand, queries_by_row
 from tests.promsim import Series, increase

@@ -19,7 +19,7 @@ import pytest
 from model_service import contract
 from scipy.spatial.distance import jensenshannon
 
-from components.drift_rules import (
+from components.monitors.drift_rules import (
     FEATURE_DRIFT_ALERT,
     GROUP_LABELS,
     JS_THRESHOLD_SERIES,
@@ -27,11 +27,11 @@ from components.drift_rules import (
     PSI_THRESHOLD_SERIES,
     observations_by_bin,
 )
-from components.drift_rules import js_distance as js_record
-from components.drift_rules import psi as psi_record
-from components.model_rules import TARGET_ABSENT_ALERT, TARGET_DOWN_ALERT
-from components.rule_model import TimeScale, by
-from components.slo_rules import AVAILABILITY_ALERT, LATENCY_ALERT, latency_slo_name
+from components.monitors.drift_rules import js_distance as js_record
+from components.monitors.drift_rules import psi as psi_record
+from components.monitors.model_rules import TARGET_ABSENT_ALERT, TARGET_DOWN_ALERT
+from components.monitors.model_slos import AVAILABILITY_ALERT, LATENCY_ALERT, latency_slo_name
+from components.monitors.rule_model import TimeScale, by
 from tests.e2e.conftest import TIMINGS
 from tests.e2e.dashboard import expand, queries_by_row, query_variables
 from tests.e2e.receiver import Notification

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from components.alertmanager_config import Receiver, configured_receivers
 from components.config import AlertingConfig
-from components.rule_model import TimeScale
+from components.monitoring.alertmanager import Receiver, configured_receivers
+from components.monitors.rule_model import TimeScale
 from tests.e2e.stack import alerting_config, require_server
 from tests.harness import STACKS_DIR
 from tests.tools import tool_versions

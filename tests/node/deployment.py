@@ -33,8 +33,8 @@ import yaml
 
 from components.config import MonitoringConfig
 from components.contracts import PROJECT
-from components.model_image import IMAGE_REPOSITORY, image_tag
-from components.monitoring_values import ChartNames
+from components.model.image import IMAGE_REPOSITORY, image_tag
+from components.monitoring.values import ChartNames
 from tests.chart_render import chart_dir
 from tests.e2e.stack import DEFAULT_TIME_SCALE
 from tests.engine.engine import EngineProject

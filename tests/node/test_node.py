@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from components.drift_rules import FEATURE_DRIFT_ALERT
-from components.model_image import MODEL_SERVICE_UID
-from components.monitoring_values import ALERTMANAGER_PORT, PROMETHEUS_PORT
+from components.model.image import MODEL_SERVICE_UID
+from components.monitoring.values import ALERTMANAGER_PORT, PROMETHEUS_PORT
+from components.monitors.drift_rules import FEATURE_DRIFT_ALERT
 from tests.e2e.dashboard import expand, queries_by_row, query_variables
 from tests.e2e.stack import model_target_labels
 from tests.node.conftest import TIMINGS

@@ -1,7 +1,7 @@
 """The kube-prometheus-stack release as a component: Prometheus, Alertmanager and Grafana for one environment.
 
-Values come from typed configuration (``components.monitoring_values``), the Alertmanager configuration from one
-pure function (``components.alertmanager_config``), and credentials from Secrets the component creates, so that
+Values come from typed configuration (``components.monitoring.values``), the Alertmanager configuration from one
+pure function (``components.monitoring.alertmanager``), and credentials from Secrets the component creates, so that
 nothing secret is ever part of the Helm values and no password is a default anyone knows.
 """
 
@@ -16,12 +16,12 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 import yaml
 
-from components.alertmanager_config import ALERTMANAGER_SECRETS_MOUNT, receiver_secrets, render_alertmanager_config
-from components.cluster import Cluster
+from components.clusters import Cluster
 from components.config import AlertingConfig, MonitoringConfig
 from components.contracts import MANAGED_BY_LABEL, PART_OF_LABEL, PROJECT, DashboardContract, DiscoveryContract
 from components.contracts import common_labels as project_labels
-from components.monitoring_values import (
+from components.monitoring.alertmanager import ALERTMANAGER_SECRETS_MOUNT, receiver_secrets, render_alertmanager_config
+from components.monitoring.values import (
     ALERTMANAGER_PORT,
     GRAFANA_ADMIN_PASSWORD_KEY,
     GRAFANA_ADMIN_USER_KEY,

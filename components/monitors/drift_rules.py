@@ -28,7 +28,7 @@ from typing import Final
 from model_service import contract
 
 from components.contracts import Severity
-from components.rule_model import (
+from components.monitors.rule_model import (
     AlertingRule,
     Matcher,
     RecordingRule,
@@ -38,7 +38,7 @@ from components.rule_model import (
     parse_duration,
     selector,
 )
-from components.runbooks import runbook_url
+from components.monitors.runbooks import runbook_url
 
 FEATURE_DRIFT_ALERT: Final = "ModelFeatureDrift"
 PREDICTION_DRIFT_ALERT: Final = "ModelPredictionDrift"

@@ -27,10 +27,10 @@ import pulumi
 import pulumi_command as command
 import pulumi_docker_build as docker_build
 
-from components.cluster import Cluster
+from components.clusters import Cluster
 from components.config import ModelConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODEL_SERVICE_DIR = ROOT / "model-service"
 """The sample's sources; also the image's build context."""
 MODEL_SERVICE_CONTEXT = "model-service"

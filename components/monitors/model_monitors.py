@@ -22,16 +22,17 @@ import pulumi_kubernetes as k8s
 from model_service import contract
 
 from components.contracts import DiscoveryContract, common_labels
-from components.drift_rules import DriftSettings, DriftThresholds, drift_rule_group
-from components.model_rules import (
+from components.monitors.drift_rules import DriftSettings, DriftThresholds, drift_rule_group
+from components.monitors.model_rules import (
     AccuracySettings,
     WorkloadKind,
     accuracy_rule_group,
     resource_rule_group,
     target_rule_group,
 )
-from components.rule_model import RuleGroup, TimeScale, alert_names, format_duration, to_spec
-from components.slo_rules import LatencyObjective, SloSettings, model_slos, slo_rule_groups
+from components.monitors.model_slos import LatencyObjective, SloSettings, model_slos
+from components.monitors.rule_model import RuleGroup, TimeScale, alert_names, format_duration, to_spec
+from components.monitors.slo_rules import slo_rule_groups
 
 if TYPE_CHECKING:
     from components.config import ModelMonitorsConfig

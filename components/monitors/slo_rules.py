@@ -27,10 +27,8 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 from typing import Final, Literal
 
-from model_service import contract
-
 from components.contracts import Severity
-from components.rule_model import (
+from components.monitors.rule_model import (
     AlertingRule,
     Matcher,
     RecordingRule,
@@ -40,7 +38,7 @@ from components.rule_model import (
     parse_duration,
     selector,
 )
-from components.runbooks import runbook_url
+from components.monitors.runbooks import runbook_url
 
 SLOTH_ID: Final = "sloth_id"
 SLOTH_SERVICE: Final = "sloth_service"
@@ -57,9 +55,6 @@ CURRENT_BURN_RATE: Final = "slo:current_burn_rate:ratio"
 PERIOD_BURN_RATE: Final = "slo:period_burn_rate:ratio"
 PERIOD_BUDGET_REMAINING: Final = "slo:period_error_budget_remaining:ratio"
 SLO_INFO: Final = "sloth_slo_info"
-
-AVAILABILITY_ALERT: Final = "ModelAvailabilityErrorBudgetBurn"
-LATENCY_ALERT: Final = "ModelLatencyErrorBudgetBurn"
 
 WINDOW: Final = "{{.window}}"
 """Placeholder of the window in an SLI query, as Sloth spells it."""
@@ -86,7 +81,7 @@ class BurnRateWindow:
         (Decimal('14.4'), Decimal('1'))
         """
         exact = Decimal(self.budget_consumed) * parse_duration(period) / parse_duration(self.long)
-        return _rounded(exact, "0.0001")
+        return rounded(exact, "0.0001")
 
 
 WORKBOOK_WINDOWS: Final[tuple[BurnRateWindow, ...]] = (
@@ -98,7 +93,7 @@ WORKBOOK_WINDOWS: Final[tuple[BurnRateWindow, ...]] = (
 """The SRE Workbook's recommendation (and Sloth's ``google-30d`` windows)."""
 
 
-def _rounded(value: Decimal, quantum: str) -> Decimal:
+def rounded(value: Decimal, quantum: str) -> Decimal:
     return value.quantize(Decimal(quantum), rounding=ROUND_HALF_EVEN).normalize()
 
 
@@ -113,7 +108,7 @@ def number(value: Decimal) -> str:
 
 def error_budget(objective_percent: float) -> Decimal:
     """The error budget of an objective, as a ratio: 99.5 → 0.005 (exactly)."""
-    return _rounded(1 - Decimal(str(objective_percent)) / 100, "1E-12")
+    return rounded(1 - Decimal(str(objective_percent)) / 100, "1E-12")
 
 
 def threshold(window: BurnRateWindow, objective_percent: float, period: str) -> Decimal:
@@ -122,7 +117,7 @@ def threshold(window: BurnRateWindow, objective_percent: float, period: str) -> 
     >>> threshold(WORKBOOK_WINDOWS[0], 99.9, "30d")
     Decimal('0.0144')
     """
-    return _rounded(window.factor(period) * error_budget(objective_percent), "1E-12")
+    return rounded(window.factor(period) * error_budget(objective_percent), "1E-12")
 
 
 def check_objective(
@@ -238,7 +233,7 @@ def slo_rule_groups(
         )
     )
 
-    objective = _rounded(Decimal(str(slo.objective_percent)) / 100, "1E-12")
+    objective = rounded(Decimal(str(slo.objective_percent)) / 100, "1E-12")
     budget = error_budget(slo.objective_percent)
     meta_rules = [
         RecordingRule(record=OBJECTIVE, expr=f"vector({number(objective)})", labels=identity),
@@ -310,88 +305,3 @@ def slo_rule_groups(
         RuleGroup(name=meta_name, rules=tuple(meta_rules), interval=interval),
         RuleGroup(name=alerts_name, rules=tuple(alert_rules), interval=interval),
     )
-
-
-# ---------------------------------------------------------------------------------------------------------
-# The model contract's two SLOs
-# ---------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class LatencyObjective:
-    """Share of requests that must be answered within a threshold."""
-
-    threshold_seconds: float
-    """Must be a bucket bound of the service's request-duration histogram (the sample service makes every
-    configured threshold one)."""
-    objective_percent: float
-
-
-@dataclass(frozen=True, kw_only=True)
-class SloSettings:
-    """The objectives of a model service's interface."""
-
-    availability_objective_percent: float
-    latency: tuple[LatencyObjective, ...]
-    period: str
-    """The SLO period, e.g. ``30d``: the error budget is spent over it."""
-
-
-def latency_slo_name(threshold_seconds: float) -> str:
-    """``requests-latency-100ms``: the threshold in milliseconds, ``p`` for a decimal point (label-safe).
-
-    >>> latency_slo_name(0.1), latency_slo_name(0.0025), latency_slo_name(2.0)
-    ('requests-latency-100ms', 'requests-latency-2p5ms', 'requests-latency-2000ms')
-    """
-    milliseconds = number(_rounded(Decimal(str(threshold_seconds)) * 1000, "0.001"))
-    return f"requests-latency-{milliseconds.replace('.', 'p')}ms"
-
-
-def model_slos(
-    settings: SloSettings, *, service: str, scope: Mapping[str, str], labels: Mapping[str, str]
-) -> tuple[Slo, ...]:
-    """The availability SLO and one latency SLO per threshold, on the contract's ``/predict`` series.
-
-    ``scope`` are the equality matchers that select this service's series (namespace and job); ``labels``
-    are added to every recording.
-    """
-    route = {contract.LABEL_ROUTE: contract.ROUTE_PREDICT}
-    requests = contract.HTTP_REQUESTS.name
-    errors = selector(requests, Matcher(contract.LABEL_CODE, "5..", "=~"), **scope, **route)
-    total = selector(requests, **scope, **route)
-    slos = [
-        Slo(
-            service=service,
-            name="requests-availability",
-            objective_percent=settings.availability_objective_percent,
-            error_query=f"sum(rate({errors}[{WINDOW}])) or vector(0)",
-            total_query=f"sum(rate({total}[{WINDOW}]))",
-            labels=labels,
-            alert=AVAILABILITY_ALERT,
-            category="availability",
-            summary="The model service answers too many prediction requests with errors for its availability SLO.",
-            what=f"of {contract.ROUTE_PREDICT} requests failed (5xx)",
-        )
-    ]
-    duration = contract.HTTP_REQUEST_DURATION.name
-    count = selector(f"{duration}_count", **scope, **route)
-    for objective in settings.latency:
-        fast = selector(f"{duration}_bucket", **scope, **route, le=contract.format_le(objective.threshold_seconds))
-        slos.append(
-            Slo(
-                service=service,
-                name=latency_slo_name(objective.threshold_seconds),
-                objective_percent=objective.objective_percent,
-                error_query=f"sum(rate({count}[{WINDOW}])) - sum(rate({fast}[{WINDOW}]))",
-                total_query=f"sum(rate({count}[{WINDOW}]))",
-                labels=labels,
-                alert=LATENCY_ALERT,
-                category="latency",
-                summary="The model service answers too many prediction requests too slowly for its latency SLO.",
-                what=(
-                    f"of {contract.ROUTE_PREDICT} requests took longer than "
-                    f"{number(Decimal(str(objective.threshold_seconds)))}s"
-                ),
-            )
-        )
-    return tuple(slos)

@@ -17,8 +17,8 @@ from typing import Final, Literal
 from model_service import contract
 
 from components.contracts import Severity
-from components.rule_model import AlertingRule, Matcher, RecordingRule, RuleGroup, TimeScale, by, selector
-from components.runbooks import runbook_url
+from components.monitors.rule_model import AlertingRule, Matcher, RecordingRule, RuleGroup, TimeScale, by, selector
+from components.monitors.runbooks import runbook_url
 
 TARGET_DOWN_ALERT: Final = "ModelTargetDown"
 TARGET_ABSENT_ALERT: Final = "ModelTargetAbsent"

@@ -29,7 +29,7 @@ from components.contracts import (
     common_labels,
     selector_labels,
 )
-from components.model_image import MODEL_SERVICE_UID, RegistryCredentials
+from components.model.image import MODEL_SERVICE_UID, RegistryCredentials
 
 COMPONENT = "model-server"
 """``app.kubernetes.io/component`` of every object of a model deployment."""

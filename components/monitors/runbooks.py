@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
-RUNBOOK_DIR: Final = Path(__file__).resolve().parents[1] / "runbooks"
+RUNBOOK_DIR: Final = Path(__file__).resolve().parents[2] / "runbooks"
 """The repository folder that holds one ``<AlertName>.md`` per alert."""
 
 DEFAULT_RUNBOOK_BASE_URL: Final = "https://github.com/ml-observability/ml-observability/blob/main/runbooks"
