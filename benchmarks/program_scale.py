@@ -1,13 +1,14 @@
 """How long the program takes to evaluate, and how much memory, under Pulumi mocks.
 
-Two tables: the real program per stack file, and ``many_models_program.py`` on the local stack with 1, 10 and
-50 model deployments and their monitors (target: linear growth, under 5 s at 50). Each measurement runs in a
-fresh Python process, so that peak memory (the child's maximum resident set) is the program's own and imports
-are paid every time, as they are on every ``pulumi preview``. Prints medians with the range over the
-repetitions, and ratios: each stack to the fastest, and the cost of an added model between model counts
-(constant when growth is linear).
+Two tables: the real program per stack file, and the real program on the local stack with 1, 10, 50 and 200
+models declared in its ``models`` section (a third of them external, the rest deployed with the sample image, in
+four namespaces, with two teams; target: linear growth, under 10 s at 200). Each measurement runs in a fresh
+Python process, so that peak memory (the child's maximum resident set) is the program's own and imports are paid
+every time, as they are on every ``pulumi preview``. Prints medians with the range over the repetitions, and
+ratios: each stack to the fastest, and the cost of an added model between model counts (constant when growth is
+linear).
 
-    .venv/bin/python benchmarks/program_scale.py [--repeat 3] [--models 1 10 50]
+    .venv/bin/python benchmarks/program_scale.py [--repeat 3] [--models 1 10 50 200]
 """
 
 from __future__ import annotations
@@ -28,22 +29,41 @@ sys.path.insert(0, {root!r})
 start = time.perf_counter()
 from tests.harness import run_program
 from pathlib import Path
-run = run_program(Path({stack_file!r}), program=Path({program!r}))
+run = run_program(Path({stack_file!r}), overrides=json.loads({overrides!r}), record_inputs=False)
 elapsed = time.perf_counter() - start
 peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({{"seconds": elapsed, "peak_mib": peak_kib / 1024, "resources": len(run.resources)}}))
 """
 
 
-def measure(stack_file: Path, program: Path = ROOT / "__main__.py", models: int = 1) -> dict[str, float]:
-    """One evaluation of ``program`` with ``stack_file``'s config, in a child process."""
+TEAMS = ("fraud", "growth")
+
+
+def fleet(count: int) -> dict[str, object]:
+    """``count`` models as a platform would declare them: every third external, the others deployed from the
+    sample image into one of four namespaces, alternately owned by two teams."""
+    models: dict[str, object] = {}
+    for index in range(count):
+        name = f"model-{index:03d}"
+        team = TEAMS[index % len(TEAMS)]
+        if index % 3 == 2:
+            models[name] = {"team": team, "external": {
+                "namespace": f"team-{team}", "selector": {"app.kubernetes.io/name": name}, "port": "http-metrics"}}
+        else:
+            models[name] = {"team": team, "namespace": f"models-{index % 4}"}
+    return {"models": models, "alerting": {"teams": {team: {} for team in TEAMS}}}
+
+
+def measure(stack_file: Path, overrides: dict[str, object] | None = None) -> dict[str, float]:
+    """One evaluation of the program with ``stack_file``'s config (top-level keys replaced), in a child process."""
     completed = subprocess.run(
-        [sys.executable, "-c", _CHILD.format(root=str(ROOT), stack_file=str(stack_file), program=str(program))],
+        [sys.executable, "-c", _CHILD.format(root=str(ROOT), stack_file=str(stack_file),
+                                             overrides=json.dumps(overrides or {}))],
         capture_output=True,
         text=True,
         check=True,
         cwd=ROOT,
-        env={**os.environ, "MLOBS_BENCH_MODELS": str(models)},
+        env=dict(os.environ),
     )
     result: dict[str, float] = json.loads(completed.stdout.strip().splitlines()[-1])
     return result
@@ -52,7 +72,8 @@ def measure(stack_file: Path, program: Path = ROOT / "__main__.py", models: int 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3, help="evaluations per stack (default 3)")
-    parser.add_argument("--models", type=int, nargs="+", default=[1, 10, 50], help="model counts (default 1 10 50)")
+    parser.add_argument("--models", type=int, nargs="+", default=[1, 10, 50, 200],
+                        help="model counts (default 1 10 50 200)")
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
@@ -76,9 +97,8 @@ def main() -> None:
         )
 
     local = ROOT / "stacks" / "Pulumi.local.yaml"
-    program = ROOT / "benchmarks" / "many_models_program.py"
     print()
-    print(f"local stack with N model deployments and monitors, {args.repeat} runs each")
+    print(f"local stack with N models in its config (2/3 deployed, 1/3 external, two teams), {args.repeat} runs each")
     print(
         f"{'models':>6} {'resources':>9} {'wall s (median, min-max)':>26} {'s per added model':>18}"
         f" {'peak MiB':>9}"
@@ -86,7 +106,7 @@ def main() -> None:
     previous: tuple[int, float] | None = None
     marginal: list[float] = []
     for count in args.models:
-        samples = [measure(local, program, count) for _ in range(args.repeat)]
+        samples = [measure(local, fleet(count)) for _ in range(args.repeat)]
         seconds = [s["seconds"] for s in samples]
         median = statistics.median(seconds)
         added = ""

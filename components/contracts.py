@@ -15,10 +15,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+import pulumi
 from model_service import contract as model_contract
 
 PROJECT = "ml-observability"
 """The Pulumi project name; also the namespace of the project's own config keys (``ml-observability:cluster``)."""
+RESOURCE_PREFIX = "mlobs"
+"""Prefix of the names the stack gives things outside Kubernetes (clusters, registries, cloud accounts)."""
+
+
+def stack_resource_name(stack: str | None = None) -> str:
+    """``mlobs-<stack>``: the name of what the stack creates at a cloud provider or on the local machine (the kind
+    cluster, the EKS cluster, the resource group, the registries), unique per stack.
+
+    >>> stack_resource_name("eks")
+    'mlobs-eks'
+    """
+    return f"{RESOURCE_PREFIX}-{stack if stack is not None else pulumi.get_stack()}"
+
 
 # Kubernetes recommended labels (https://kubernetes.io/docs/concepts/overview/working-with-objects/common-labels/).
 NAME_LABEL = "app.kubernetes.io/name"
@@ -27,8 +41,13 @@ VERSION_LABEL = "app.kubernetes.io/version"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 PART_OF_LABEL = "app.kubernetes.io/part-of"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "pulumi"
+"""``app.kubernetes.io/managed-by`` of every object the program declares."""
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 """Set by Kubernetes on every namespace to its name: how a NetworkPolicy selects a namespace by name."""
+POD_SECURITY_ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
+POD_SECURITY_ENFORCE_VERSION_LABEL = "pod-security.kubernetes.io/enforce-version"
+"""Pod Security admission's namespace labels: the level every pod of the namespace must meet, and its version."""
 
 
 def selector_labels(name: str, instance: str) -> dict[str, str]:
@@ -48,7 +67,7 @@ def common_labels(name: str, instance: str, component: str, version: str | None 
     labels = selector_labels(name, instance) | {
         COMPONENT_LABEL: component,
         PART_OF_LABEL: PROJECT,
-        MANAGED_BY_LABEL: "pulumi",
+        MANAGED_BY_LABEL: MANAGED_BY,
     }
     if version is not None:
         labels[VERSION_LABEL] = version
@@ -72,6 +91,10 @@ class Severity(enum.StrEnum):
 
 SEVERITY_LABEL = "severity"
 """The alert label Alertmanager routes on."""
+TEAM_LABEL = "team"
+"""The alert label naming the team that owns a model: Alertmanager routes on it before the severity."""
+MODEL_LABEL = "model"
+"""The alert label naming the model an alert is about, as the stack names it."""
 
 
 @dataclass(frozen=True, kw_only=True)

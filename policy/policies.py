@@ -32,7 +32,7 @@ try:
 except ModuleNotFoundError:  # the pack runs in a virtualenv without the project installed: use its checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from components import contracts
-from components.config import MonitoringConfig
+from components.monitoring.config import MonitoringConfig
 from components.monitoring.values import discovery_contract
 
 PACK_NAME = "ml-observability"

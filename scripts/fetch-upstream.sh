@@ -13,10 +13,10 @@ cd "$(dirname "$0")/.."
 dest=${1:?usage: scripts/fetch-upstream.sh DEST [CHART.tgz]}
 package=${2:-}
 chart=kube-prometheus-stack
-# The version and repository the program deploys (components/config.py), so the tests read that very chart.
-version=$(sed -n 's/^KUBE_PROMETHEUS_STACK_VERSION = "\(.*\)"$/\1/p' components/config.py)
-repository=$(sed -n 's/^PROMETHEUS_COMMUNITY_REPOSITORY = "\(.*\)"$/\1/p' components/config.py)
-[[ -n $version && -n $repository ]] || { echo "chart version or repository not found in components/config.py" >&2; exit 1; }
+# The version and repository the program deploys (components/monitoring/config.py), so the tests read that very chart.
+version=$(sed -n 's/^KUBE_PROMETHEUS_STACK_VERSION = "\(.*\)"$/\1/p' components/monitoring/config.py)
+repository=$(sed -n 's/^PROMETHEUS_COMMUNITY_REPOSITORY = "\(.*\)"$/\1/p' components/monitoring/config.py)
+[[ -n $version && -n $repository ]] || { echo "chart version or repository not found in components/monitoring/config.py" >&2; exit 1; }
 
 mkdir -p "$dest/charts"
 rm -rf "${dest:?}/charts/$chart" "${dest:?}/$chart-$version"

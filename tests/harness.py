@@ -243,9 +243,10 @@ class _Mocks(pulumi_mocks.Mocks):
 class _RecordingMonitor(pulumi_mocks.MockMonitor):
     """The SDK's mock monitor, also keeping what it drops: parent, dependencies, options and stack outputs."""
 
-    def __init__(self, mocks: _Mocks) -> None:
+    def __init__(self, mocks: _Mocks, *, record_inputs: bool = True) -> None:
         super().__init__(mocks)
         self.run = mocks.run
+        self.record_inputs = record_inputs
 
     def GetDeploymentInfo(self, request: Any) -> Any:  # gRPC method name
         # Without resource references, a resource passed as an input (a Cluster given to a ManagedNodeGroup)
@@ -266,7 +267,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     parent=request.parent,
                     provider=request.provider,
                     custom=request.custom,
-                    inputs=_plain(json_format.MessageToDict(request.object)),
+                    inputs=_plain(json_format.MessageToDict(request.object)) if self.record_inputs else {},
                     dependencies=list(request.dependencies),
                     protect=bool(request.protect),
                     additional_secret_outputs=list(request.additionalSecretOutputs),
@@ -298,14 +299,19 @@ def _plain(value: Any) -> Any:
 
 
 def run_program(
-    stack_file: Path, overrides: dict[str, Any] | None = None, program: Path = ROOT / "__main__.py"
+    stack_file: Path, overrides: dict[str, Any] | None = None, program: Path = ROOT / "__main__.py",
+    *, record_inputs: bool = True,
 ) -> ProgramRun:
-    """Run ``__main__.py`` once with ``stack_file``'s config (``overrides`` replaces top-level keys)."""
+    """Run ``__main__.py`` once with ``stack_file``'s config (``overrides`` replaces top-level keys).
+
+    ``record_inputs=False`` keeps the registrations without their inputs: what a benchmark of the program itself
+    wants, the recording being the tests' own cost, not a user's.
+    """
     stack = stack_name(stack_file)
     config, secret_keys = load_stack_file(stack_file)
     for key, value in (overrides or {}).items():
         config[f"{PROJECT}:{key}"] = _to_config_string(value)
-    return run_with_config(stack, config, secret_keys, program)
+    return run_with_config(stack, config, secret_keys, program, record_inputs=record_inputs)
 
 
 @contextlib.contextmanager
@@ -330,12 +336,14 @@ def user_home_with_kubeconfig() -> Iterator[Path]:
 
 
 def run_with_config(
-    stack: str, config: dict[str, str], secret_keys: list[str] | None = None, program_file: Path = ROOT / "__main__.py"
+    stack: str, config: dict[str, str], secret_keys: list[str] | None = None, program_file: Path = ROOT / "__main__.py",
+    *, record_inputs: bool = True,
 ) -> ProgramRun:
     run = ProgramRun(stack=stack, resources=[])
     mocks = _Mocks(run)
     pulumi.runtime.set_all_config(config, secret_keys or [])
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=_RecordingMonitor(mocks))
+    monitor = _RecordingMonitor(mocks, record_inputs=record_inputs)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
 
     def program() -> Any:
         exported: dict[str, Any] = {}

@@ -6,8 +6,8 @@ from typing import Any
 
 from model_service import contract
 
-from components.config import ModelMonitorsConfig
 from components.contracts import DiscoveryContract
+from components.monitors.config import ModelMonitorsConfig
 from components.monitors.model_monitors import ModelMonitorsArgs, rule_groups
 from components.monitors.rule_model import RuleGroup
 
@@ -24,8 +24,8 @@ def monitors_config(**overrides: Any) -> ModelMonitorsConfig:
 
 
 def args_for(config: ModelMonitorsConfig) -> ModelMonitorsArgs:
-    return ModelMonitorsArgs.from_config(
-        config,
+    return ModelMonitorsArgs(
+        settings=config,
         namespace=NAMESPACE,
         selector={"app.kubernetes.io/name": MODEL},
         port=contract.PORT_NAME,

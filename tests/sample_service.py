@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from model_service import contract
 
-from components.config import ModelMonitorsConfig
+from components.monitors.config import ModelMonitorsConfig
 
 if TYPE_CHECKING:
     from model_service.loadgen import LoadConfig, LoadReport

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 import yaml
 
-from components.config import AlertingConfig
 from components.monitoring.alertmanager import (
     ALERTMANAGER_SECRETS_MOUNT,
     Receiver,
     render_alertmanager_config,
 )
+from components.monitoring.config import AlertingConfig
 from tests.chart_render import TEST_CREDENTIALS, every_option_run, monitoring_release, release_values
 from tests.conftest import program_run
 from tests.harness import ProgramRun, Registration, stack_files, stack_name

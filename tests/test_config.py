@@ -11,15 +11,10 @@ from typing import Any
 
 import pytest
 
-from components.config import (
-    CLUSTER_MODELS,
-    ConfigError,
-    EksClusterConfig,
-    KindClusterConfig,
-    StackConfig,
-    validate_settings,
-)
-from components.config_source import RawSetting
+from components.clusters.config import CLUSTER_MODELS, EksClusterConfig, KindClusterConfig
+from components.config.loader import ConfigError, validate_settings
+from components.config.source import RawSetting
+from components.config.stack import StackConfig
 from tests.harness import load_stack_file, stack_files, stack_name
 
 

@@ -6,7 +6,7 @@ import json
 
 import pulumi
 
-from components.config_source import read_project_settings
+from components.config.source import read_project_settings
 
 
 def test_reads_every_key_of_the_project_namespace_and_nothing_else(monkeypatch):

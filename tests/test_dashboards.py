@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 import pulumi
@@ -14,7 +15,6 @@ from components.contracts import DashboardContract
 from components.monitors.model_dashboards import ModelDashboards, ModelDashboardsArgs
 from components.monitors.overview_dashboard import (
     MODEL_DASHBOARD_TITLE,
-    DashboardSettings,
     dashboard_expressions,
     dashboard_json,
     dashboard_uid,
@@ -22,12 +22,11 @@ from components.monitors.overview_dashboard import (
 )
 from tests.harness import run_function
 
-SETTINGS = DashboardSettings(drift_window="1h", accuracy_window="1h", memory_near_limit_ratio=0.9)
 CONTRACT = DashboardContract(label="grafana_dashboard", label_value="1", namespaces=("monitoring",))
 
 
-def document(settings: DashboardSettings = SETTINGS) -> dict[str, Any]:
-    return json.loads(dashboard_json(model_dashboard(settings)))  # type: ignore[no-any-return]
+def document() -> dict[str, Any]:
+    return json.loads(dashboard_json(model_dashboard()))  # type: ignore[no-any-return]
 
 
 def rows(doc: dict[str, Any]) -> dict[str, list[str]]:
@@ -47,7 +46,7 @@ def test_uid_is_derived_from_the_name_and_stable():
     doc = document()
     assert doc["title"] == MODEL_DASHBOARD_TITLE
     assert doc["uid"] == hashlib.md5(b"ml-model-overview").hexdigest() == dashboard_uid(MODEL_DASHBOARD_TITLE)
-    assert dashboard_json(model_dashboard(SETTINGS)) == dashboard_json(model_dashboard(SETTINGS))
+    assert dashboard_json(model_dashboard()) == dashboard_json(model_dashboard())
 
 
 def test_interface_model_and_infrastructure_rows():
@@ -55,7 +54,8 @@ def test_interface_model_and_infrastructure_rows():
         "Interface": ["Request rate", "Error ratio (/predict)", "Latency quantiles (/predict)",
                       "SLO error budget left"],
         "Model": ["Predictions by class", "Predicted class share", "Confidence quantiles",
-                  "Feature drift: PSI over 1h", "Feature drift: JS distance over 1h", "Accuracy over 1h"],
+                  "Feature drift: PSI over the short window", "Feature drift: JS distance over the short window",
+                  "Accuracy"],
         "Infrastructure": ["CPU", "Memory against the limit", "Restarts (last hour)", "Replicas"],
     }
 
@@ -75,14 +75,18 @@ def test_variables_pick_any_model_that_exports_the_contract():
             assert 'model_name="$model"' in target["expr"], target["expr"]
 
 
-def test_drift_panels_read_the_configured_window_and_draw_the_thresholds():
-    doc = document(DashboardSettings(drift_window="30m", accuracy_window="6h", memory_near_limit_ratio=0.8))
-    expressions = dashboard_expressions(doc)
-    assert any(e.startswith("model_feature:drift_psi:30m{") for e in expressions)
+def test_the_panels_read_each_models_own_windows_and_thresholds_from_its_recordings():
+    # One dashboard for every model: no window, threshold or ratio of any stack is written into it; each model's
+    # come with its series (the window as a label, the thresholds as recordings).
+    expressions = dashboard_expressions(document())
+    assert any(e.startswith("model_feature:drift_psi:short_window{") for e in expressions)
+    assert any(e.startswith("model_feature:drift_js_distance:short_window{") for e in expressions)
     assert any(e.startswith("model_feature:drift_psi:threshold{") for e in expressions)
-    assert any(e.startswith("model:feedback_accuracy:ratio6h{") for e in expressions)
-    memory = next(p for p in doc["panels"] if p["title"] == "Memory against the limit")
-    assert [s["value"] for s in memory["fieldConfig"]["defaults"]["thresholds"]["steps"]] == [None, 0.8]
+    assert any(e.startswith("model:feedback_accuracy:ratio_window{") for e in expressions)
+    assert any("model:container_memory_near_limit:threshold{" in e for e in expressions)
+    assert not [e for e in expressions if re.search(r":(ratio)?[0-9]+[smhdw]\b", e)], "a window in a series name"
+    legends = [t["legendFormat"] for p in document()["panels"] for t in p.get("targets", [])]
+    assert "{{feature}} {{model_version}} ({{window}})" in legends
 
 
 def test_the_dashboard_is_a_configmap_for_grafanas_sidecar():
@@ -90,7 +94,7 @@ def test_the_dashboard_is_a_configmap_for_grafanas_sidecar():
 
     def program() -> None:
         dashboards = ModelDashboards(
-            "dashboards", ModelDashboardsArgs(namespace="monitoring", contract=CONTRACT, settings=SETTINGS)
+            "dashboards", ModelDashboardsArgs(namespace="monitoring", contract=CONTRACT)
         )
         captured["titles"], captured["uids"] = dashboards.titles, dashboards.uids
 
@@ -109,4 +113,4 @@ def test_the_dashboard_is_a_configmap_for_grafanas_sidecar():
 
 def test_a_namespace_the_sidecar_does_not_search_is_refused():
     with pytest.raises(pulumi.RunError, match="namespace 'models' is not searched by Grafana's dashboard sidecar"):
-        ModelDashboards("dashboards", ModelDashboardsArgs(namespace="models", contract=CONTRACT, settings=SETTINGS))
+        ModelDashboards("dashboards", ModelDashboardsArgs(namespace="models", contract=CONTRACT))

@@ -18,7 +18,7 @@ import pytest
 from model_service import contract
 from scipy.spatial.distance import jensenshannon
 
-from components.config import ModelMonitorsConfig
+from components.monitors.config import ModelMonitorsConfig
 from components.monitors.drift_rules import FEATURE_DRIFT_ALERT, PREDICTION_DRIFT_ALERT, js_distance, psi
 from components.monitors.rule_model import AlertingRule, RuleGroup, selector
 from tests.monitor_rules import MINUTE, MODEL, NAMESPACE, groups_for

@@ -1,7 +1,7 @@
-"""The model on every environment's cluster: its image, its objects, and the contracts between them.
+"""The models on every environment's cluster: their image, their objects, and the contracts between them.
 
 The whole program runs under mocks once per stack file (``stack_run``), and a few variations of a stack's
-``model`` section run it again. Assertions are made on the recorded graph after the run: the Service must
+``models`` section run it again. Assertions are made on the recorded graph after the run: the Service must
 select the Deployment's pods and name its port, the NetworkPolicy must admit the monitoring namespace's
 Prometheus, every object must pass the schema of the cluster's Kubernetes version.
 """
@@ -19,9 +19,10 @@ import pytest
 from model_service import contract as model_contract
 
 from components.clusters.metrics_server import METRICS_SERVER_CHART_VERSION
-from components.config import SAMPLE_MODEL_NAME, ModelConfig
 from components.contracts import MODEL_HTTP_PORT, MODEL_HTTP_PORT_NAME, PROJECT, PROMETHEUS_POD_LABELS
+from components.model.config import SAMPLE_MODEL_NAME, ModelConfig
 from components.model.deployment import (
+    MODEL_SERVICE_UID,
     SIGNING_KEY_BYTES,
     SIGNING_KEY_SECRET_KEY,
     Autoscaling,
@@ -32,7 +33,6 @@ from components.model.deployment import (
 from components.model.image import (
     IMAGE_REPOSITORY,
     MODEL_SERVICE_DIR,
-    MODEL_SERVICE_UID,
     image_tag,
     source_files,
     source_hash,
@@ -41,6 +41,8 @@ from tests.harness import ProgramRun, Registration, load_stack_file, run_with_co
 from tests.k8s_validation import builtin_errors, selector_matches
 
 DEPLOYMENT = "mlobs:model:ModelDeployment"
+OBSERVED = "mlobs:model:ObservedModel"
+NAMESPACE = "mlobs:model:ModelNamespace"
 IMAGE = "mlobs:model:ModelImage"
 KINDS_WITH_HPA = {"kind", "eks", "aks", "gke"}
 KINDS_INSTALLING_METRICS_SERVER = {"kind", "eks"}
@@ -68,12 +70,17 @@ def plain(value: Any) -> Any:
 
 
 class ModelObjects:
-    """The objects the program's ModelDeployment declared, by kind."""
+    """The objects the ModelDeployment of one model declared, by kind, and the namespace the program made for it."""
 
-    def __init__(self, run: ProgramRun) -> None:
+    def __init__(self, run: ProgramRun, name: str = SAMPLE_MODEL_NAME) -> None:
         self.run = run
-        self.component = run.one(DEPLOYMENT)
+        self.name = name
+        [self.component] = [r for r in run.by_type(DEPLOYMENT) if run.by_urn(r.parent).name == name]
         self.children = run.children_of(self.component.urn)
+        namespace = self.one("Deployment")["metadata"]["namespace"]
+        [self.namespace] = [plain(c.inputs) for r in run.by_type(NAMESPACE) for c in run.children_of(r.urn)
+                            if plain(c.inputs)["metadata"]["name"] == namespace]
+        self.outputs = run.outputs["models"][name]
 
     def registrations(self, kind: str) -> list[Registration]:
         return [r for r in self.children if r.typ.startswith("kubernetes:") and r.typ.endswith(f":{kind}")]
@@ -113,15 +120,15 @@ def model(stack_run: ProgramRun) -> ModelObjects:
 
 
 def test_the_component_owns_the_models_objects(model: ModelObjects):
-    assert model.component.name == "model"
+    assert model.component.name == f"{SAMPLE_MODEL_NAME}-model"
+    assert model.run.by_urn(model.component.parent).typ == OBSERVED
     kinds = sorted(r.typ.rsplit(":", 1)[1] for r in model.children if r.typ.startswith("kubernetes:"))
-    expected = ["Deployment", "Namespace", "NetworkPolicy", "PodDisruptionBudget", "Secret", "Service",
-                "ServiceAccount"]
+    expected = ["Deployment", "NetworkPolicy", "PodDisruptionBudget", "Secret", "Service", "ServiceAccount"]
     if kind_of(model.run) in KINDS_WITH_HPA:
         expected.append("HorizontalPodAutoscaler")
     assert kinds == sorted(expected)
     for child in model.children:
-        assert child.name.startswith("model-"), f"{child.typ} {child.name} is not named after the component"
+        assert child.name.startswith(f"{model.component.name}-"), f"{child.typ} {child.name} is not named after it"
 
 
 def schema_problems(model: ModelObjects) -> list[str]:
@@ -172,8 +179,8 @@ def test_the_pdb_netpol_and_hpa_act_on_the_deployments_pods(model: ModelObjects)
 def test_the_outputs_are_what_the_monitors_select_by(stack_run: ProgramRun, model: ModelObjects):
     service = model.one("Service")
     namespace = service["metadata"]["namespace"]
-    assert model.one("Namespace")["metadata"]["name"] == namespace
-    assert stack_run.outputs["modelUrl"] == f"http://{service['metadata']['name']}.{namespace}.svc:{MODEL_HTTP_PORT}"
+    assert model.namespace["metadata"]["name"] == namespace
+    assert model.outputs["url"] == f"http://{service['metadata']['name']}.{namespace}.svc:{MODEL_HTTP_PORT}"
     assert service["metadata"]["name"] == SAMPLE_MODEL_NAME
     assert selector_matches({"matchLabels": service["spec"]["selector"]}, service["metadata"]["labels"]), (
         "a ServiceMonitor selects the Service by the pods' selector labels: the Service must carry them"
@@ -226,7 +233,7 @@ def test_the_pods_run_locked_down(model: ModelObjects):
     volumes = {v["name"]: v for v in pod_spec["volumes"]}
     assert tmp["mountPath"] == "/tmp" and "emptyDir" in volumes[tmp["name"]]
     assert model.one("ServiceAccount")["automountServiceAccountToken"] is False
-    assert model.one("Namespace")["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert model.namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
 def test_probes_resources_and_rollout(model: ModelObjects):
@@ -249,6 +256,7 @@ def test_the_service_gets_the_monitors_slo_thresholds_and_a_shared_signing_key(m
     thresholds = env[model_contract.ENV_LATENCY_SLO_THRESHOLDS_SECONDS]
     monitored = ModelConfig().monitors.latency_thresholds_seconds  # the stack files keep the monitors' defaults
     assert thresholds == model_contract.format_latency_thresholds(monitored)
+    assert env[model_contract.ENV_MODEL_NAME] == SAMPLE_MODEL_NAME, "the service reports the model's name"
     key_ref = env["MODEL_FEEDBACK_SIGNING_KEY"]["secretKeyRef"]
     [secret] = model.all("Secret")
     assert key_ref == {"name": secret["metadata"]["name"], "key": SIGNING_KEY_SECRET_KEY}
@@ -295,7 +303,7 @@ def test_the_image_reaches_the_cluster_of_each_environment(stack_run: ProgramRun
     children = stack_run.children_of(image.urn)
     tag = image_tag()
     reference = model.container["image"]
-    assert reference == stack_run.outputs["modelImage"]
+    assert reference == model.outputs["image"]
     assert not reference.endswith(":latest")
     builds = [c for c in children if c.typ == "docker-build:index:Image"]
     loads = [c for c in children if c.typ == "command:local:Command"]
@@ -335,20 +343,24 @@ def test_the_image_reaches_the_cluster_of_each_environment(stack_run: ProgramRun
 # ---------------------------------------------------------------------------------------------------------
 
 
-def run_with_model(stack: str, model: dict[str, Any], *, secret: bool = False) -> ProgramRun:
-    """The program on ``stacks/Pulumi.<stack>.yaml`` with its model section replaced (``secret``: set --secret)."""
+def run_with_models(stack: str, models: dict[str, Any], *, cluster: dict[str, Any] | None = None,
+                    secret: bool = False) -> ProgramRun:
+    """The program on ``stacks/Pulumi.<stack>.yaml`` with its models section replaced, and settings merged into its
+    cluster section (``secret``: the cluster section set with --secret)."""
     [stack_file] = [f for f in stack_files() if f.name == f"Pulumi.{stack}.yaml"]
     config, secret_keys = load_stack_file(stack_file)
-    config[f"{PROJECT}:model"] = json.dumps(model)
+    config[f"{PROJECT}:models"] = json.dumps(models)
+    if cluster is not None:
+        config[f"{PROJECT}:cluster"] = json.dumps({**json.loads(config[f"{PROJECT}:cluster"]), **cluster})
     if secret:
-        secret_keys.append(f"{PROJECT}:model")
+        secret_keys.append(f"{PROJECT}:cluster")
     return run_with_config(stack, config, secret_keys)
 
 
 def test_configured_settings_reach_the_pods():
-    run = run_with_model(
+    run = run_with_models(
         "local",
-        {
+        {SAMPLE_MODEL_NAME: {
             "namespace": "scoring",
             "replicas": 3,
             "image": "registry.example.com/ml/ml-model-service:2.0.0",
@@ -357,11 +369,11 @@ def test_configured_settings_reach_the_pods():
             "faults": {"errorRatio": 0.1, "extraLatencySeconds": 0.5, "latencyRatio": 0.2},
             "networkPolicy": {"clientNamespaces": ["checkout"], "clientPodLabels": {"team/client": "true"}},
             "logLevel": "debug",
-        },
+        }},
     )
     model = ModelObjects(run)
     assert model.container["image"] == "registry.example.com/ml/ml-model-service:2.0.0"
-    assert run.children_of(run.one(IMAGE).urn) == [], "a given image is not built"
+    assert run.by_type(IMAGE) == [], "a given image is not built"
     assert model.container["resources"]["limits"] == {"cpu": "2", "memory": "1Gi"}
     assert model.container["resources"]["requests"]["cpu"] == "500m"
     assert model.one("Deployment")["spec"]["replicas"] == 3
@@ -372,7 +384,7 @@ def test_configured_settings_reach_the_pods():
     assert faults == ["0.1", "0.5", "0.2"]
     assert env["MODEL_LOG_LEVEL"] == "debug"
     assert model.one("Service")["metadata"]["namespace"] == "scoring"
-    assert run.outputs["modelUrl"] == f"http://{SAMPLE_MODEL_NAME}.scoring.svc:{MODEL_HTTP_PORT}"
+    assert model.outputs["url"] == f"http://{SAMPLE_MODEL_NAME}.scoring.svc:{MODEL_HTTP_PORT}"
     _, clients = model.one("NetworkPolicy")["spec"]["ingress"]
     assert clients["from"] == [
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "checkout"}}},
@@ -382,9 +394,10 @@ def test_configured_settings_reach_the_pods():
 
 
 def test_registry_credentials_push_the_image_and_become_the_pull_secret():
-    run = run_with_model(
+    run = run_with_models(
         "existing",
-        {"registry": {"address": "registry.example.com/ml-team", "username": "robot", "password": "s3cret"}},
+        {SAMPLE_MODEL_NAME: {}},
+        cluster={"registry": {"address": "registry.example.com/ml-team", "username": "robot", "password": "s3cret"}},
         secret=True,
     )
     model = ModelObjects(run)
@@ -403,12 +416,12 @@ def test_registry_credentials_push_the_image_and_become_the_pull_secret():
 
 
 def test_autoscaling_can_be_turned_on_for_an_existing_cluster():
-    run = run_with_model(
+    run = run_with_models(
         "existing",
-        {
+        {SAMPLE_MODEL_NAME: {
             "image": "registry.example.com/ml/ml-model-service@sha256:" + "a" * 64,
             "autoscaling": {"enabled": True, "metricsServer": "install", "maxReplicas": 6},
-        },
+        }},
     )
     [hpa] = ModelObjects(run).all("HorizontalPodAutoscaler")
     assert hpa["spec"]["maxReplicas"] == 6
@@ -421,7 +434,10 @@ def test_autoscaling_can_be_turned_on_for_an_existing_cluster():
     [
         ({"replicas": 0}, "replicas must be at least 1 (got 0)"),
         ({"autoscaling": Autoscaling(max_replicas=1, target_cpu_utilization_percent=70)},
-         "max_replicas must be at least replicas (got replicas=2, max_replicas=1)"),
+         "autoscaling.max_replicas must be at least replicas, the autoscaler's lower bound "
+         "(got replicas=2, autoscaling.max_replicas=1)"),
+        ({"resources": ContainerResources(cpu_request="100m", memory_request="1Gi", memory_limit="256Mi")},
+         "resources.memory_limit must be at least resources.memory_request"),
         ({"latency_slo_thresholds_seconds": (0.1, 0.2, 0.3, 0.4, 0.5)}, "takes 1 to 4 thresholds"),
         ({"latency_slo_thresholds_seconds": (-1.0,)}, "positive number of seconds"),
     ],

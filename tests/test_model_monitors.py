@@ -14,8 +14,8 @@ import pytest
 import yaml
 from model_service import contract
 
-from components.config import ModelMonitorsConfig
 from components.contracts import PART_OF_LABEL, DiscoveryContract, common_labels
+from components.monitors.config import ModelMonitorsConfig
 from components.monitors.model_monitors import ModelMonitors, ModelMonitorsArgs, rule_groups
 from components.monitors.model_rules import WORKLOAD_PODS
 from components.monitors.rule_model import alert_names, to_spec
@@ -39,8 +39,7 @@ def team_args(**overrides: Any) -> ModelMonitorsArgs:
         "discovery": DISCOVERY,
     }
     values.update(overrides)
-    config = values.pop("config", ModelMonitorsConfig())
-    return ModelMonitorsArgs.from_config(config, **values)
+    return ModelMonitorsArgs(settings=values.pop("config", ModelMonitorsConfig()), **values)
 
 
 def run_monitors(args: ModelMonitorsArgs, name: str = "churn") -> tuple[ProgramRun, dict[str, Any]]:

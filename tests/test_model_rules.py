@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from model_service import contract
 
-from components.config import ModelMonitorsConfig
+from components.monitors.config import ModelMonitorsConfig
 from components.monitors.model_rules import (
     ACCURACY_ALERT,
     MEMORY_ALERT,

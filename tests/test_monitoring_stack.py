@@ -11,10 +11,12 @@ import pulumi_kubernetes as k8s
 import pytest
 import yaml
 
+from components.clusters.config import KindClusterConfig
 from components.clusters.kind import kind_config
-from components.config import AlertingConfig, ConfigError, KindClusterConfig, MonitoringConfig, validate_settings
-from components.config_source import RawSetting
+from components.config.loader import ConfigError, validate_settings
+from components.config.source import RawSetting
 from components.contracts import GRAFANA_NODE_PORT, PROJECT
+from components.monitoring.config import AlertingConfig, MonitoringConfig
 from components.monitoring.stack import MonitoringStack, MonitoringStackArgs
 from components.monitoring.values import MONITOR_KINDS
 from tests import harness
@@ -131,7 +133,8 @@ def test_control_plane_targets_only_where_the_cluster_exposes_them(stack_run: Pr
 def test_existing_cluster_turns_control_plane_targets_on_when_it_says_so():
     run = harness.run_program(
         harness.STACKS_DIR / "Pulumi.existing.yaml",
-        {"cluster": {"kind": "existing", "context": "ctx", "kubernetesVersion": "1.34", "controlPlaneMetrics": True}},
+        {"cluster": {"kind": "existing", "context": "ctx", "kubernetesVersion": "1.34", "controlPlaneMetrics": True,
+                     "registry": {"address": "localhost:5001/mlobs"}}},
     )
     values = values_of(run)
     assert all(values[target]["enabled"] for target in CONTROL_PLANE)
@@ -335,7 +338,7 @@ def test_empty_dir_is_refused_outside_kind_before_anything_is_declared():
     assert found == [
         f"{PROJECT}:monitoring: storage.emptyDir loses Prometheus' data with every pod restart, which only the "
         "local kind stack accepts (got emptyDir on a gke cluster); remove it: pulumi config rm --path "
-        "'monitoring.storage.emptyDir'; correct those settings in monitoring"
+        "'monitoring.storage.emptyDir'"
     ]
     with pytest.raises(pulumi.RunError, match=r"storage\.emptyDir .*on a gke cluster"):  # a direct caller too
         MonitoringStackArgs(

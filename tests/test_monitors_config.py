@@ -1,4 +1,4 @@
-"""The ``model.monitors`` section: defaults from the metric contract, and messages that name key, value and fix."""
+"""A model's ``monitors`` section: defaults from the metric contract, and messages that name key, value and fix."""
 
 from __future__ import annotations
 
@@ -7,14 +7,16 @@ from typing import Any
 import pytest
 from model_service import contract
 
-from components.config import ConfigError, ModelMonitorsConfig, StackConfig, validate_settings
-from components.config_source import RawSetting
+from components.config.loader import ConfigError, validate_settings
+from components.config.source import RawSetting
+from components.config.stack import StackConfig
+from components.monitors.config import ModelMonitorsConfig
 
 KIND = {"kind": "kind"}
 
 
 def validate(monitors: dict[str, Any]) -> StackConfig:
-    settings = {"cluster": KIND, "model": {"monitors": monitors}}
+    settings = {"cluster": KIND, "models": {"churn": {"monitors": monitors}}}
     return validate_settings({k: RawSetting(v, False) for k, v in settings.items()}, stack="dev")
 
 
@@ -25,7 +27,7 @@ def problems(monitors: dict[str, Any]) -> list[str]:
 
 
 def test_defaults_come_from_the_contract():
-    config = validate({}).model.monitors
+    config = validate({}).models["churn"].monitors
     assert config.drift.psi_threshold == contract.PSI_THRESHOLD
     assert config.drift.js_distance_threshold == contract.JS_DISTANCE_THRESHOLD
     assert config.drift.min_window_observations == contract.DRIFT_MIN_WINDOW_OBSERVATIONS
@@ -43,7 +45,7 @@ def test_latency_thresholds_are_what_the_service_gets():
 
 def test_per_feature_thresholds_and_camel_case_keys():
     config = validate({"drift": {"features": {"f6": {"psiThreshold": 0.3}}, "longWindow": "12h"},
-                       "accuracy": {"minFeedback": 500}, "timeScale": 0.01}).model.monitors
+                       "accuracy": {"minFeedback": 500}, "timeScale": 0.01}).models["churn"].monitors
     assert config.drift.features["f6"].psi_threshold == 0.3
     assert config.drift.features["f6"].js_distance_threshold is None
     assert (config.drift.long_window, config.accuracy.min_feedback, config.time_scale) == ("12h", 500, 0.01)
@@ -53,20 +55,20 @@ def test_per_feature_thresholds_and_camel_case_keys():
     ("monitors", "expected"),
     [
         ({"availabilityObjectivePercent": 90},
-         "ml-observability:model.monitors: objective 90.0% leaves an error budget of 10%, so the 14.4x burn-rate "
-         "alert over 1h would need more than 100% errors and could never fire; choose an objective of at least "
-         "93.06%"),
+         "ml-observability:models.churn.monitors: objective 90.0% leaves an error budget of 10%, so the 14.4x "
+         "burn-rate alert over 1h would need more than 100% errors and could never fire; choose an objective of at "
+         "least 93.06%"),
         ({"drift": {"shortWindow": "6h", "longWindow": "1h"}},
-         "ml-observability:model.monitors.drift: shortWindow must be shorter than longWindow (got shortWindow=6h, "
-         "longWindow=1h)"),
+         "ml-observability:models.churn.monitors.drift: shortWindow must be shorter than longWindow (got "
+         "shortWindow=6h, longWindow=1h)"),
         ({"drift": {"shortWindow": "1m1h"}},
-         "ml-observability:model.monitors.drift.shortWindow: not a Prometheus duration: '1m1h'"),
+         "ml-observability:models.churn.monitors.drift.shortWindow: not a Prometheus duration: '1m1h'"),
         ({"latencySlos": [{"thresholdSeconds": 0.1, "objectivePercent": 99}] * 2},
-         "ml-observability:model.monitors: latencySlos: each threshold may appear once (got [0.1, 0.1])"),
+         "ml-observability:models.churn.monitors: latencySlos: each threshold may appear once (got [0.1, 0.1])"),
         ({"timeScale": 0.002},
-         "ml-observability:model.monitors: scrapeInterval 30s at timeScale 0.002 is 60ms, under 100ms"),
+         "ml-observability:models.churn.monitors: scrapeInterval 30s at timeScale 0.002 is 60ms, under 100ms"),
         ({"drift": {"psiTreshold": 0.3}},
-         "ml-observability:model.monitors.drift.psiTreshold: unknown setting"),
+         "ml-observability:models.churn.monitors.drift.psiTreshold: unknown setting"),
     ],
 )
 def test_bad_settings_name_the_key_the_value_and_the_fix(monitors: dict[str, Any], expected: str):

@@ -69,7 +69,8 @@ def test_monitors_pass_their_crd_schemas_in_every_stack(stack_run: ProgramRun):
 
 
 def test_the_program_exports_the_alert_names_and_the_dashboard(stack_run: ProgramRun):
-    assert "ModelAvailabilityErrorBudgetBurn" in stack_run.outputs["modelAlerts"]
+    for outputs in stack_run.outputs["models"].values():
+        assert "ModelAvailabilityErrorBudgetBurn" in outputs["alerts"]
     assert stack_run.outputs["modelDashboard"] == "ML model overview"
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import yaml
 
+from components.clusters.config import KindClusterConfig
 from components.clusters.kind import kind_config
-from components.config import KindClusterConfig
 from components.contracts import GRAFANA_NODE_PORT
 from tests.harness import ProgramRun
 

@@ -18,9 +18,8 @@ from types import ModuleType
 import pytest
 from model_service import contract
 
-from components.config import ModelMonitorsConfig
+from components.monitors.config import ModelMonitorsConfig
 from components.monitors.overview_dashboard import (
-    DashboardSettings,
     dashboard_expressions,
     dashboard_json,
     model_dashboard,
@@ -47,10 +46,7 @@ def rule_groups_under_test() -> tuple[RuleGroup, ...]:
 
 
 def dashboard_queries() -> list[str]:
-    config = ModelMonitorsConfig()
-    settings = DashboardSettings(drift_window=config.drift.short_window, accuracy_window=config.accuracy.window,
-                                 memory_near_limit_ratio=config.memory_near_limit_ratio)
-    document = json.loads(dashboard_json(model_dashboard(settings)))
+    document = json.loads(dashboard_json(model_dashboard()))
     values = {"namespace": NAMESPACE, "model": MODEL, "__rate_interval": "5m", "datasource": "prometheus"}
     queries = []
     for expression in dashboard_expressions(document):

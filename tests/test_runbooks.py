@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from components.config import ModelMonitorsConfig
+from components.monitors.config import ModelMonitorsConfig
 from components.monitors.rule_model import alert_names
 from components.monitors.runbooks import RUNBOOK_DIR, RUNBOOK_SECTIONS, runbook_path, runbook_url
 from tests.monitor_rules import groups_for

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from model_service import contract
 
-from components.config import ModelMonitorsConfig
+from components.monitors.config import ModelMonitorsConfig
 from components.monitors.model_slos import AVAILABILITY_ALERT, LATENCY_ALERT
 from components.monitors.rule_model import AlertingRule, RecordingRule, RuleGroup, TimeScale, selector, to_spec
 from components.monitors.slo_rules import WORKBOOK_WINDOWS, check_objective, threshold

@@ -1,4 +1,4 @@
-"""Amazon EKS through pulumi-eks: managed nodes, the EBS CSI driver, and a gp3 StorageClass.
+"""Amazon EKS through pulumi-eks: managed nodes, the EBS CSI driver, a gp3 StorageClass, and ECR for images.
 
 Prometheus keeps its data on a PersistentVolume; on EKS that needs the EBS CSI driver (an add-on with an IAM
 role for its service account) and a StorageClass that provisions gp3 volumes. The class is created here, and
@@ -15,8 +15,9 @@ import pulumi_aws as aws
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
-from components.clusters import Cluster
-from components.config import EksClusterConfig
+from components.clusters import Cluster, ImageRepository
+from components.clusters.args import EksClusterArgs, RegistryCredentials
+from components.contracts import stack_resource_name
 
 _NODE_POLICIES = (
     "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
@@ -39,14 +40,16 @@ class EksCluster(Cluster):
     TYPE = "mlobs:cluster:EksCluster"
 
     aws_provider: aws.Provider
-    """The AWS provider of the cluster's region, for resources beside the cluster (the model's registry)."""
+    """The AWS provider of the cluster's region, for resources beside the cluster (the image registry)."""
+    image_platform: str
+    """Platform of the images pushed for the nodes."""
 
-    def __init__(self, name: str, config: EksClusterConfig, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(self.TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        aws_provider = aws.Provider(f"{name}-aws", region=config.region, opts=child)
+        aws_provider = aws.Provider(f"{name}-aws", region=args.region, opts=child)
         on_aws = pulumi.ResourceOptions(parent=self, provider=aws_provider)
-        protected = pulumi.ResourceOptions(parent=self, provider=aws_provider, protect=config.protect)
+        protected = pulumi.ResourceOptions(parent=self, provider=aws_provider, protect=args.protect)
 
         node_role = aws.iam.Role(
             f"{name}-node-role",
@@ -60,27 +63,27 @@ class EksCluster(Cluster):
             for policy in _NODE_POLICIES
         ]
 
-        eks_name = f"mlobs-{pulumi.get_stack()}"
+        eks_name = stack_resource_name()
         cluster = eks.Cluster(
             f"{name}-eks",
             name=eks_name,
-            version=config.kubernetes_version,
+            version=args.kubernetes_version,
             authentication_mode=eks.AuthenticationMode.API,
             skip_default_node_group=True,
             create_oidc_provider=True,
-            vpc_id=config.vpc_id,
-            subnet_ids=list(config.subnet_ids) or None,
-            opts=pulumi.ResourceOptions(parent=self, providers={"aws": aws_provider}, protect=config.protect),
+            vpc_id=args.vpc_id,
+            subnet_ids=list(args.subnet_ids) or None,
+            opts=pulumi.ResourceOptions(parent=self, providers={"aws": aws_provider}, protect=args.protect),
         )
         node_group = eks.ManagedNodeGroup(
             f"{name}-nodes",
             cluster=cluster,
             node_role=node_role,
-            instance_types=[config.instance_type],
+            instance_types=[args.instance_type],
             scaling_config={
-                "desired_size": config.node_count,
-                "min_size": config.min_nodes,
-                "max_size": config.max_nodes,
+                "desired_size": args.node_count,
+                "min_size": args.min_nodes,
+                "max_size": args.max_nodes,
             },
             opts=pulumi.ResourceOptions.merge(protected, pulumi.ResourceOptions(depends_on=node_policies)),
         )
@@ -115,9 +118,16 @@ class EksCluster(Cluster):
         self.aws_provider = aws_provider
         self.cluster_name = pulumi.Output.from_input(eks_name)
         self.kubeconfig = pulumi.Output.secret(cluster.kubeconfig_json)
-        self.kubernetes_version = config.kubernetes_version
-        self.control_plane_metrics = config.control_plane_metrics
-        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, opts=child)
+        self.kubernetes_version = args.kubernetes_version
+        self.control_plane_metrics = bool(self.facts.control_plane_metrics)
+        self.image_platform = args.image_platform
+        # Workloads wait for the nodes and the storage driver: a release started before them would wait for
+        # volumes and nodes, or time out.
+        self.provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=self.kubeconfig,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[node_group, ebs_addon]),
+        )
         gp3 = k8s.storage.v1.StorageClass(
             f"{name}-gp3",
             metadata={"name": GP3_STORAGE_CLASS},
@@ -126,10 +136,36 @@ class EksCluster(Cluster):
             volume_binding_mode="WaitForFirstConsumer",
             allow_volume_expansion=True,
             reclaim_policy="Delete",
-            opts=pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[ebs_addon]),
+            opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
         )
         self.default_storage_class = gp3.metadata.apply(lambda metadata: str(metadata.name))
         self._register()
+
+    def image_repository(self, name: str, image: str, *, parent: pulumi.Resource) -> ImageRepository:
+        """An ECR repository in the cluster's account and region; the nodes' role may pull
+        (``AmazonEC2ContainerRegistryReadOnly``)."""
+        repository = aws.ecr.Repository(
+            f"{name}-ecr",
+            name=f"{stack_resource_name().lower()}/{image}",
+            # Tags are source hashes, but builds are not bit-reproducible: a rebuild of the same sources must
+            # be able to move its tag.
+            image_tag_mutability="MUTABLE",
+            image_scanning_configuration={"scan_on_push": True},
+            force_delete=True,  # the registry belongs to the stack: `pulumi destroy` removes it with its images
+            opts=pulumi.ResourceOptions(parent=parent, provider=self.aws_provider),
+        )
+        token = aws.ecr.get_authorization_token_output(
+            registry_id=repository.registry_id,
+            opts=pulumi.InvokeOutputOptions(parent=parent, provider=self.aws_provider),
+        )
+        login = RegistryCredentials(
+            server=repository.repository_url.apply(lambda url: url.split("/", 1)[0]),
+            username=token.user_name,
+            password=pulumi.Output.secret(token.password),
+        )
+        return ImageRepository(
+            repository=repository.repository_url, push_credentials=[login], platform=self.image_platform
+        )
 
 
 def _assume_role(

@@ -1,14 +1,20 @@
-"""Google GKE Standard through pulumi-gcp: a cluster without its default pool and a managed node pool."""
+"""Google GKE Standard through pulumi-gcp: a cluster without its default pool, a managed node pool, and
+Artifact Registry for images."""
 
 from __future__ import annotations
+
+import re
 
 import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 import yaml
 
-from components.clusters import Cluster
-from components.config import GkeClusterConfig
+from components.clusters import Cluster, ImageRepository
+from components.clusters.args import GkeClusterArgs, RegistryCredentials
+from components.contracts import stack_resource_name
+
+_GCP_ZONE = re.compile(r"^(?P<region>[a-z]+-[a-z]+[0-9])-[a-z]$")
 
 
 def gke_kubeconfig(name: str, endpoint: str, ca_certificate: str) -> str:
@@ -50,26 +56,28 @@ class GkeCluster(Cluster):
     TYPE = "mlobs:cluster:GkeCluster"
 
     gcp_provider: gcp.Provider
-    """The gcp provider of the cluster's project, for resources beside the cluster (the model's registry)."""
+    """The gcp provider of the cluster's project, for resources beside the cluster (the image registry)."""
     project: pulumi.Output[str]
     """The project the cluster is in."""
     location: str
     """The cluster's zone or region."""
+    image_platform: str
+    """Platform of the images pushed for the nodes."""
 
-    def __init__(self, name: str, config: GkeClusterConfig, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, args: GkeClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(self.TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        gcp_provider = gcp.Provider(f"{name}-gcp", project=config.project, opts=child)
+        gcp_provider = gcp.Provider(f"{name}-gcp", project=args.project, opts=child)
         on_gcp = pulumi.ResourceOptions(parent=self, provider=gcp_provider)
         # The project the credentials resolve to, when the stack does not name one.
         project = gcp.organizations.get_client_config_output(
             opts=pulumi.InvokeOutputOptions(parent=self, provider=gcp_provider)
         ).project
-        protected = pulumi.ResourceOptions(parent=self, provider=gcp_provider, protect=config.protect)
+        protected = pulumi.ResourceOptions(parent=self, provider=gcp_provider, protect=args.protect)
 
         nodes_account = gcp.serviceaccount.Account(
             f"{name}-nodes-sa",
-            account_id=f"mlobs-{pulumi.get_stack()}-nodes"[:30],
+            account_id=f"{stack_resource_name()}-nodes"[:30],
             display_name="GKE nodes of ml-observability",
             opts=on_gcp,
         )
@@ -83,25 +91,25 @@ class GkeCluster(Cluster):
             )
         cluster = gcp.container.Cluster(
             f"{name}-gke",
-            location=config.location,
-            min_master_version=config.kubernetes_version,
-            release_channel={"channel": config.release_channel},
+            location=args.location,
+            min_master_version=args.kubernetes_version,
+            release_channel={"channel": args.release_channel},
             remove_default_node_pool=True,
             initial_node_count=1,
             networking_mode="VPC_NATIVE",
             ip_allocation_policy={},
             workload_identity_config={"workload_pool": project.apply(lambda p: f"{p}.svc.id.goog")},
-            deletion_protection=config.protect,
+            deletion_protection=args.protect,
             opts=protected,
         )
-        gcp.container.NodePool(
+        node_pool = gcp.container.NodePool(
             f"{name}-nodes",
             cluster=cluster.id,
-            location=config.location,
-            node_count=config.node_count,
-            autoscaling={"min_node_count": config.min_nodes, "max_node_count": config.max_nodes},
+            location=args.location,
+            node_count=args.node_count,
+            autoscaling={"min_node_count": args.min_nodes, "max_node_count": args.max_nodes},
             node_config={
-                "machine_type": config.machine_type,
+                "machine_type": args.machine_type,
                 "service_account": nodes_account.email,
                 "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"],
                 "workload_metadata_config": {"mode": "GKE_METADATA"},
@@ -113,15 +121,49 @@ class GkeCluster(Cluster):
         self.kind = "gke"
         self.gcp_provider = gcp_provider
         self.project = project
-        self.location = config.location
+        self.location = args.location
         self.cluster_name = cluster.name
         self.kubeconfig = pulumi.Output.secret(
             pulumi.Output.all(cluster.name, cluster.endpoint, cluster.master_auth.cluster_ca_certificate).apply(
                 lambda values: gke_kubeconfig(values[0], values[1], values[2])
             )
         )
-        self.kubernetes_version = config.kubernetes_version
-        self.default_storage_class = pulumi.Output.from_input(config.default_storage_class or "standard-rwo")
-        self.control_plane_metrics = config.control_plane_metrics
-        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, opts=child)
+        self.kubernetes_version = args.kubernetes_version
+        self.default_storage_class = pulumi.Output.from_input(str(self.facts.storage_class))
+        self.control_plane_metrics = bool(self.facts.control_plane_metrics)
+        self.image_platform = args.image_platform
+        # The cluster has no node until its pool exists (the default pool is removed): workloads wait for it, or
+        # a release would start with nothing to schedule on.
+        self.provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=self.kubeconfig,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[node_pool]),
+        )
         self._register()
+
+    def image_repository(self, name: str, image: str, *, parent: pulumi.Resource) -> ImageRepository:
+        """Artifact Registry in the cluster's region; the nodes' service account is ``artifactregistry.reader``."""
+        region = gcp_region(self.location)
+        repository = gcp.artifactregistry.Repository(
+            f"{name}-registry",
+            repository_id=stack_resource_name().lower(),
+            format="DOCKER",
+            location=region,
+            project=self.project,
+            opts=pulumi.ResourceOptions(parent=parent, provider=self.gcp_provider),
+        )
+        token = gcp.organizations.get_client_config_output(
+            opts=pulumi.InvokeOutputOptions(parent=parent, provider=self.gcp_provider)
+        ).access_token
+        host = f"{region}-docker.pkg.dev"
+        login = RegistryCredentials(server=host, username="oauth2accesstoken", password=pulumi.Output.secret(token))
+        path = pulumi.Output.all(self.project, repository.repository_id).apply(
+            lambda values: f"{host}/{values[0]}/{values[1]}/{image}"
+        )
+        return ImageRepository(repository=path, push_credentials=[login], platform=self.image_platform)
+
+
+def gcp_region(location: str) -> str:
+    """Artifact Registry is regional: ``europe-west1-b`` (a zone) → ``europe-west1``; a region stays as it is."""
+    match = _GCP_ZONE.match(location)
+    return match.group("region") if match else location

@@ -16,8 +16,6 @@ METRICS_SERVER_CHART = "metrics-server"
 METRICS_SERVER_REPOSITORY = "https://kubernetes-sigs.github.io/metrics-server/"
 METRICS_SERVER_CHART_VERSION = "3.13.1"
 """Chart release that ships metrics-server v0.8.1; pinned, since a chart upgrade changes cluster-wide objects."""
-SELF_SIGNED_KUBELET_KINDS = frozenset({"kind"})
-"""Cluster kinds whose kubelets serve certificates no cluster CA signed (EKS kubelets' are signed)."""
 METRICS_SERVER_NAMESPACE = "kube-system"
 """Where clusters that ship metrics-server run it, so that people find it in the usual place."""
 
@@ -29,11 +27,6 @@ class MetricsServerArgs:
     kubelet_insecure_tls: bool
     """Skip verifying the kubelets' serving certificates. kind's kubelets serve self-signed certificates that
     no CA in the cluster signed, so metrics-server cannot scrape them otherwise; never set on a real cluster."""
-
-    @classmethod
-    def for_cluster(cls, kind: str) -> MetricsServerArgs:
-        """The settings a cluster of ``kind`` needs."""
-        return cls(kubelet_insecure_tls=kind in SELF_SIGNED_KUBELET_KINDS)
 
 
 class MetricsServer(pulumi.ComponentResource):

@@ -19,17 +19,19 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 from model_service import contract as model_contract
 
-from components.config import ModelConfig
+from components.clusters.args import RegistryCredentials
+from components.config.fields import cpu_millicores, memory_bytes
 from components.contracts import (
     MODEL_HTTP_PORT,
     MODEL_HTTP_PORT_NAME,
     MODEL_METRICS_PATH,
     NAMESPACE_NAME_LABEL,
+    POD_SECURITY_ENFORCE_LABEL,
+    POD_SECURITY_ENFORCE_VERSION_LABEL,
     PROMETHEUS_POD_LABELS,
     common_labels,
     selector_labels,
 )
-from components.model.image import MODEL_SERVICE_UID, RegistryCredentials
 
 COMPONENT = "model-server"
 """``app.kubernetes.io/component`` of every object of a model deployment."""
@@ -44,6 +46,49 @@ TERMINATION_GRACE_SECONDS = SHUTDOWN_TIMEOUT_SECONDS + 10
 """Kubernetes kills the pod after this: longer than the service's own drain, so that draining is never cut."""
 TMP_SIZE_LIMIT = "64Mi"
 """The only writable path of the container (``/tmp``); the root filesystem is read-only."""
+MODEL_SERVICE_UID = 10001
+"""Numeric user (and group) of the sample image's ``USER`` line: what the pod's ``runAsUser`` states, so that the
+kubelet can verify ``runAsNonRoot`` without reading the image. An image of your own must run as this user too, or
+set it in ``ModelDeploymentArgs.run_as_user``."""
+
+
+def restricted_namespace_labels() -> dict[str, str]:
+    """Pod Security ``restricted``, enforced: admission rejects any pod of the namespace that is not as locked down
+    as a model's."""
+    return {POD_SECURITY_ENFORCE_LABEL: "restricted", POD_SECURITY_ENFORCE_VERSION_LABEL: "latest"}
+
+
+RESOURCE_NAMES = {"cpu_request": "resources.cpu_request", "memory_request": "resources.memory_request",
+                  "memory_limit": "resources.memory_limit", "cpu_limit": "resources.cpu_limit"}
+REPLICA_NAMES = {"replicas": "replicas", "max_replicas": "autoscaling.max_replicas"}
+
+
+def resource_problems(*, cpu_request: str, memory_request: str, memory_limit: str, cpu_limit: str | None,
+                      names: dict[str, str] = RESOURCE_NAMES) -> list[str]:
+    """Limits below their requests, which the API server would refuse: the one definition of the rule, for the
+    args and the stack file (whose keys ``names`` gives)."""
+    problems = []
+    if memory_bytes(memory_limit) < memory_bytes(memory_request):
+        problems.append(
+            f"{names['memory_limit']} must be at least {names['memory_request']} (got "
+            f"{names['memory_request']}={memory_request}, {names['memory_limit']}={memory_limit})"
+        )
+    if cpu_limit is not None and cpu_millicores(cpu_limit) < cpu_millicores(cpu_request):
+        problems.append(
+            f"{names['cpu_limit']} must be at least {names['cpu_request']} (got {names['cpu_request']}={cpu_request}, "
+            f"{names['cpu_limit']}={cpu_limit})"
+        )
+    return problems
+
+
+def replica_problems(*, replicas: int, max_replicas: int | None, names: dict[str, str] = REPLICA_NAMES) -> list[str]:
+    """An autoscaler whose upper bound is under its lower bound (the replicas)."""
+    if max_replicas is not None and max_replicas < replicas:
+        return [
+            f"{names['max_replicas']} must be at least {names['replicas']}, the autoscaler's lower bound "
+            f"(got {names['replicas']}={replicas}, {names['max_replicas']}={max_replicas})"
+        ]
+    return []
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,8 +133,9 @@ class ModelDeploymentArgs:
 
     model_name: str
     """Name of the model; names the objects and their labels, and must equal the ``model_name`` its metrics carry."""
-    namespace: str
-    """Namespace of the objects."""
+    namespace: pulumi.Input[str]
+    """Namespace of the objects: a name, or the Output of a namespace the program declares (``create_namespace``
+    off), so that the model waits for it."""
     image: pulumi.Input[str]
     """Image reference, pinned (a content tag or a digest); an Output of the image build orders the rollout after it."""
     replicas: int
@@ -119,58 +165,14 @@ class ModelDeploymentArgs:
     image_pull_credentials: RegistryCredentials | None = None
     """Credentials for a registry the nodes cannot pull from on their own; they become an image pull Secret."""
     create_namespace: bool = True
-    """Create the namespace (and own it), or deploy into one that exists."""
-
-    @classmethod
-    def from_config(
-        cls,
-        config: ModelConfig,
-        *,
-        cluster_kind: str,
-        image: pulumi.Input[str],
-        scrape_from_namespace: pulumi.Input[str],
-        latency_slo_thresholds_seconds: tuple[float, ...] = model_contract.DEFAULT_LATENCY_SLO_THRESHOLDS_SECONDS,
-        image_pull_credentials: RegistryCredentials | None = None,
-    ) -> ModelDeploymentArgs:
-        """The args a stack's ``model`` section describes, on a cluster of ``cluster_kind``."""
-        autoscaling = config.autoscaling
-        faults = config.faults
-        return cls(
-            model_name=config.name,
-            namespace=config.namespace,
-            image=image,
-            replicas=config.replicas,
-            resources=ContainerResources(
-                cpu_request=config.resources.cpu_request,
-                memory_request=config.resources.memory_request,
-                memory_limit=config.resources.memory_limit,
-                cpu_limit=config.resources.cpu_limit,
-            ),
-            scrape_from_namespace=scrape_from_namespace,
-            autoscaling=(
-                Autoscaling(
-                    max_replicas=autoscaling.max_replicas,
-                    target_cpu_utilization_percent=autoscaling.target_cpu_utilization_percent,
-                )
-                if autoscaling.enabled_on(cluster_kind)
-                else None
-            ),
-            latency_slo_thresholds_seconds=latency_slo_thresholds_seconds,
-            faults=(
-                FaultInjection(
-                    error_ratio=faults.error_ratio,
-                    extra_latency_seconds=faults.extra_latency_seconds,
-                    latency_ratio=faults.latency_ratio,
-                )
-                if faults.enabled
-                else None
-            ),
-            log_level=config.log_level,
-            network_policy=config.network_policy.enabled,
-            client_namespaces=config.network_policy.client_namespaces,
-            client_pod_labels=dict(config.network_policy.client_pod_labels),
-            image_pull_credentials=image_pull_credentials,
-        )
+    """Create the namespace (and own it), or deploy into one that exists (or that the program declares for several
+    models: then pass its name as an Output, so that the model waits for it)."""
+    run_as_user: int = MODEL_SERVICE_UID
+    """Numeric user and group the container runs as (the image's non-root ``USER``)."""
+    reported_name: bool = True
+    """Tell the service its name (``MODEL_NAME``), so that its metrics say ``model_name=<model_name>`` whatever its
+    artifact is called: the sample image deployed twice under two names reports two models. Turn it off for an
+    image that does not read ``MODEL_NAME``."""
 
 
 class ModelDeployment(pulumi.ComponentResource):
@@ -220,11 +222,7 @@ class ModelDeployment(pulumi.ComponentResource):
                 metadata={
                     "name": args.namespace,
                     # Admission rejects any pod of the namespace that is not as locked down as this one's.
-                    "labels": {
-                        **labels,
-                        "pod-security.kubernetes.io/enforce": "restricted",
-                        "pod-security.kubernetes.io/enforce-version": "latest",
-                    },
+                    "labels": {**labels, **restricted_namespace_labels()},
                 },
                 opts=child,
             )
@@ -379,20 +377,27 @@ class ModelDeployment(pulumi.ComponentResource):
 
 def _validate(args: ModelDeploymentArgs) -> None:
     """Reject args that would only fail in the cluster, before any child exists."""
+    problems = []
     if args.replicas < 1:
-        raise ValueError(f"ModelDeploymentArgs.replicas must be at least 1 (got {args.replicas})")
-    if args.autoscaling is not None and args.autoscaling.max_replicas < args.replicas:
-        raise ValueError(
-            "ModelDeploymentArgs.autoscaling.max_replicas must be at least replicas "
-            f"(got replicas={args.replicas}, max_replicas={args.autoscaling.max_replicas})"
-        )
+        problems.append(f"replicas must be at least 1 (got {args.replicas})")
+    problems += replica_problems(
+        replicas=args.replicas, max_replicas=args.autoscaling.max_replicas if args.autoscaling else None
+    )
+    resources = args.resources
+    problems += resource_problems(cpu_request=resources.cpu_request, memory_request=resources.memory_request,
+                                  memory_limit=resources.memory_limit, cpu_limit=resources.cpu_limit)
     # The service refuses thresholds it cannot make bucket bounds of; fail here rather than in a crash loop.
-    model_contract.latency_buckets(args.latency_slo_thresholds_seconds)
+    try:
+        model_contract.latency_buckets(args.latency_slo_thresholds_seconds)
+    except ValueError as error:
+        problems.append(f"latency_slo_thresholds_seconds: {error}")
     if not 1 <= len(args.latency_slo_thresholds_seconds) <= model_contract.MAX_LATENCY_SLO_THRESHOLDS:
-        raise ValueError(
-            f"ModelDeploymentArgs.latency_slo_thresholds_seconds takes 1 to {model_contract.MAX_LATENCY_SLO_THRESHOLDS}"
-            f" thresholds (got {args.latency_slo_thresholds_seconds})"
+        problems.append(
+            f"latency_slo_thresholds_seconds takes 1 to {model_contract.MAX_LATENCY_SLO_THRESHOLDS} thresholds "
+            f"(got {args.latency_slo_thresholds_seconds})"
         )
+    if problems:
+        raise ValueError(f"ModelDeploymentArgs of {args.model_name!r}: " + "; ".join(problems))
 
 
 def _environment(args: ModelDeploymentArgs, signing_secret: pulumi.Input[str]) -> list[k8s.core.v1.EnvVarArgsDict]:
@@ -410,6 +415,8 @@ def _environment(args: ModelDeploymentArgs, signing_secret: pulumi.Input[str]) -
         {"name": "MODEL_LOG_LEVEL", "value": args.log_level},
         {"name": "MODEL_SHUTDOWN_TIMEOUT_SECONDS", "value": str(float(SHUTDOWN_TIMEOUT_SECONDS))},
     ]
+    if args.reported_name:
+        env.append({"name": model_contract.ENV_MODEL_NAME, "value": args.model_name})
     if args.faults is not None:
         env += [
             {"name": "MODEL_FAULT_ERROR_RATIO", "value": repr(float(args.faults.error_ratio))},
@@ -448,9 +455,9 @@ def _pod_spec(
         "termination_grace_period_seconds": TERMINATION_GRACE_SECONDS,
         "security_context": {
             "run_as_non_root": True,
-            "run_as_user": MODEL_SERVICE_UID,
-            "run_as_group": MODEL_SERVICE_UID,
-            "fs_group": MODEL_SERVICE_UID,
+            "run_as_user": args.run_as_user,
+            "run_as_group": args.run_as_user,
+            "fs_group": args.run_as_user,
             "seccomp_profile": {"type": "RuntimeDefault"},
         },
         # Replicas on different nodes where there are several: one node's loss leaves the others serving.
@@ -481,8 +488,8 @@ def _pod_spec(
                 },
                 "security_context": {
                     "run_as_non_root": True,
-                    "run_as_user": MODEL_SERVICE_UID,
-                    "run_as_group": MODEL_SERVICE_UID,
+                    "run_as_user": args.run_as_user,
+                    "run_as_group": args.run_as_user,
                     "read_only_root_filesystem": True,
                     "allow_privilege_escalation": False,
                     "privileged": False,

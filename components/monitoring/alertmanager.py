@@ -1,10 +1,13 @@
 """Alertmanager's configuration, rendered from the typed ``alerting`` section by one pure function.
 
-The routing tree follows the project's one severity vocabulary (``contracts.Severity``): ``critical`` pages
+The routing tree routes by team first, then by the project's one severity vocabulary (``contracts.Severity``):
+an alert with a ``team`` label that ``alerting.teams`` names goes to that team's receivers; every other alert (a
+model without a team, the cluster's own) to the platform's, the top-level ones. Within each, ``critical`` pages
 (PagerDuty), ``warning`` is posted (Slack and the generic webhook), ``info`` and anything without a severity go to
-the null receiver, and a ``critical`` alert mutes the ``warning`` of the same alert in the same namespace. The
-chart's ``Watchdog`` (always firing, by design) and ``InfoInhibitor`` (a helper for muting ``info`` alerts) are
-never notified.
+the null receiver, and a ``critical`` alert mutes the ``warning`` of the same alert in the same namespace. A team
+without any receiver for a severity falls back to the platform's for it, so that no alert is dropped while
+someone can be told. The chart's ``Watchdog`` (always firing, by design) and ``InfoInhibitor`` (a helper for
+muting ``info`` alerts) are never notified.
 
 Credentials never enter the configuration: each receiver reads its secret from a file (``routing_key_file``,
 ``api_url_file``, ``url_file``) in ``secrets_dir``, where Alertmanager mounts the Kubernetes Secret that holds
@@ -19,8 +22,11 @@ import enum
 from collections.abc import Mapping
 from typing import Any
 
-from components.config import AlertingConfig
-from components.contracts import SEVERITY_LABEL, Severity
+from components.contracts import SEVERITY_LABEL, TEAM_LABEL, Severity
+from components.monitoring.config import AlertingConfig, TeamReceiversConfig
+
+Receivers = AlertingConfig | TeamReceiversConfig
+"""A set of receivers: the platform's (the ``alerting`` section's own) or a team's."""
 
 NULL_RECEIVER = "null"
 """The receiver that notifies nobody: the root route's, and that of ``info`` alerts."""
@@ -63,77 +69,111 @@ SEVERITY_RECEIVERS: Mapping[Severity, tuple[Receiver, ...]] = {
 while no pager is configured, so that it is never dropped as long as someone can be told."""
 
 
-def configured_receivers(alerting: AlertingConfig) -> tuple[Receiver, ...]:
-    """The receivers whose credentials the stack configuration holds, in routing order."""
+def receiver_name(receiver: Receiver, team: str | None = None) -> str:
+    """The name of a receiver in Alertmanager's configuration: ``slack``, or ``fraud-slack`` for team ``fraud``."""
+    return str(receiver) if team is None else f"{team}-{receiver}"
+
+
+def secret_key(receiver: Receiver, team: str | None = None) -> str:
+    """Key of a receiver's credential in the Secret, and so its file name under ``secrets_dir``."""
+    return receiver.secret_key if team is None else f"{team}-{receiver.secret_key}"
+
+
+def configured_receivers(receivers: Receivers) -> tuple[Receiver, ...]:
+    """The receivers whose credentials a receiver set holds, in routing order."""
     configured = {
-        Receiver.PAGERDUTY: alerting.pagerduty.configured,
-        Receiver.SLACK: alerting.slack.configured,
-        Receiver.WEBHOOK: alerting.webhook.configured,
+        Receiver.PAGERDUTY: receivers.pagerduty.configured,
+        Receiver.SLACK: receivers.slack.configured,
+        Receiver.WEBHOOK: receivers.webhook.configured,
     }
     return tuple(receiver for receiver in Receiver if configured[receiver])
 
 
+def _receiver_sets(alerting: AlertingConfig) -> list[tuple[str | None, Receivers]]:
+    """The platform's receivers (team ``None``), then each team's, by name."""
+    return [(None, alerting), *sorted(alerting.teams.items())]
+
+
 def receiver_secrets(alerting: AlertingConfig) -> dict[str, str]:
-    """The Secret's data, ``{file name: credential}``, for every configured receiver (plain text: wrap it)."""
-    values = {
-        Receiver.PAGERDUTY: alerting.pagerduty.routing_key,
-        Receiver.SLACK: alerting.slack.webhook_url,
-        Receiver.WEBHOOK: alerting.webhook.url,
-    }
-    return {
-        receiver.secret_key: secret.get_secret_value().strip()
-        for receiver, secret in values.items()
-        if secret is not None
-    }
+    """The Secret's data, ``{file name: credential}``, for every configured receiver of the platform and the teams
+    (plain text: wrap it)."""
+    found = {}
+    for team, receivers in _receiver_sets(alerting):
+        values = {
+            Receiver.PAGERDUTY: receivers.pagerduty.routing_key,
+            Receiver.SLACK: receivers.slack.webhook_url,
+            Receiver.WEBHOOK: receivers.webhook.url,
+        }
+        found.update({
+            secret_key(receiver, team): secret.get_secret_value().strip()
+            for receiver, secret in values.items()
+            if secret is not None
+        })
+    return found
 
 
-def severity_receivers(alerting: AlertingConfig) -> dict[Severity, tuple[Receiver, ...]]:
-    """The configured receivers each severity reaches (empty: the null receiver)."""
-    configured = set(configured_receivers(alerting))
+def severity_receivers(receivers: Receivers) -> dict[Severity, tuple[Receiver, ...]]:
+    """The configured receivers of a set each severity reaches (empty: none of the set)."""
+    configured = set(configured_receivers(receivers))
     reached = {
-        severity: tuple(r for r in receivers if r in configured) for severity, receivers in SEVERITY_RECEIVERS.items()
+        severity: tuple(r for r in options if r in configured) for severity, options in SEVERITY_RECEIVERS.items()
     }
     if not reached[Severity.CRITICAL]:
         reached[Severity.CRITICAL] = reached[Severity.WARNING]
     return reached
 
 
+def _severity_routes(reached: Mapping[Severity, tuple[str, ...]]) -> list[dict[str, Any]]:
+    routes = []
+    for severity in Severity:
+        names = reached[severity] or (NULL_RECEIVER,)
+        for position, name in enumerate(names):
+            route: dict[str, Any] = {"receiver": name, "matchers": [_matcher(SEVERITY_LABEL, severity)]}
+            if position < len(names) - 1:
+                route["continue"] = True  # the next route of the same severity notifies too
+            routes.append(route)
+    return routes
+
+
 def render_alertmanager_config(
     alerting: AlertingConfig,
     *,
     secrets_dir: str,
-    endpoint_overrides: Mapping[Receiver, str] | None = None,
+    endpoint_overrides: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Alertmanager's configuration (``alertmanager.yaml``) as a plain mapping, with no credential in it.
 
-    ``secrets_dir`` is the folder holding one file per credential, named by ``Receiver.secret_key``: in the
-    cluster, ``f"{ALERTMANAGER_SECRETS_MOUNT}/<Secret name>"``. ``endpoint_overrides`` sends a receiver's
-    notifications to another URL, for tests against local servers: PagerDuty's Events API URL (its routing
+    ``secrets_dir`` is the folder holding one file per credential, named by ``secret_key``: in the cluster,
+    ``f"{ALERTMANAGER_SECRETS_MOUNT}/<Secret name>"``. ``endpoint_overrides`` sends a receiver's notifications
+    (by ``receiver_name``) to another URL, for tests against local servers: PagerDuty's Events API URL (its routing
     key is still read from its file), or the Slack or webhook URL itself, which then replaces the URL file.
 
     >>> config = render_alertmanager_config(AlertingConfig(), secrets_dir="/secrets")
     >>> config["route"]["receiver"], [r["name"] for r in config["receivers"]]
     ('null', ['null'])
     """
-    overrides = dict(endpoint_overrides or {})
-    unknown = set(overrides) - set(configured_receivers(alerting))
+    overrides = {str(name): url for name, url in (endpoint_overrides or {}).items()}
+    declared = {receiver_name(r, team) for team, receivers in _receiver_sets(alerting)
+                for r in configured_receivers(receivers)}
+    unknown = set(overrides) - declared
     if unknown:
         raise ValueError(
             f"endpoint_overrides names receivers that are not configured: {', '.join(sorted(unknown))}"
         )
     folder = secrets_dir.rstrip("/")
-    reached = severity_receivers(alerting)
+    platform = {severity: tuple(receiver_name(r) for r in receivers)
+                for severity, receivers in severity_receivers(alerting).items()}
 
     routes: list[dict[str, Any]] = [
         {"receiver": NULL_RECEIVER, "matchers": [_matcher("alertname", "|".join(NEVER_NOTIFIED), regex=True)]}
     ]
-    for severity in Severity:
-        receivers = reached[severity] or (NULL_RECEIVER,)
-        for position, receiver in enumerate(receivers):
-            route: dict[str, Any] = {"receiver": str(receiver), "matchers": [_matcher(SEVERITY_LABEL, severity)]}
-            if position < len(receivers) - 1:
-                route["continue"] = True  # the next route of the same severity notifies too
-            routes.append(route)
+    for team, receivers in sorted(alerting.teams.items()):
+        own = severity_receivers(receivers)
+        reached = {severity: tuple(receiver_name(r, team) for r in own[severity]) or platform[severity]
+                   for severity in Severity}
+        routes.append({"receiver": NULL_RECEIVER, "matchers": [_matcher(TEAM_LABEL, team)],
+                       "routes": _severity_routes(reached)})
+    routes += _severity_routes(platform)
 
     return {
         "global": {"resolve_timeout": alerting.resolve_timeout},
@@ -154,28 +194,31 @@ def render_alertmanager_config(
         ],
         "receivers": [
             {"name": NULL_RECEIVER},
-            *(_receiver(r, alerting, folder, overrides.get(r)) for r in configured_receivers(alerting)),
+            *(_receiver(r, team, receivers, folder, overrides.get(receiver_name(r, team)))
+              for team, receivers in _receiver_sets(alerting) for r in configured_receivers(receivers)),
         ],
         "templates": [CHART_TEMPLATES],
     }
 
 
-def _receiver(receiver: Receiver, alerting: AlertingConfig, folder: str, endpoint: str | None) -> dict[str, Any]:
-    credential = f"{folder}/{receiver.secret_key}"
+def _receiver(receiver: Receiver, team: str | None, receivers: Receivers, folder: str,
+              endpoint: str | None) -> dict[str, Any]:
+    credential = f"{folder}/{secret_key(receiver, team)}"
+    name = receiver_name(receiver, team)
     if receiver is Receiver.PAGERDUTY:
         pagerduty: dict[str, Any] = {"routing_key_file": credential, "send_resolved": True}
         if endpoint is not None:
             pagerduty["url"] = endpoint
-        return {"name": str(receiver), "pagerduty_configs": [pagerduty]}
+        return {"name": name, "pagerduty_configs": [pagerduty]}
     if receiver is Receiver.SLACK:
         slack: dict[str, Any] = {"send_resolved": True}
         slack.update({"api_url": endpoint} if endpoint is not None else {"api_url_file": credential})
-        if alerting.slack.channel is not None:
-            slack["channel"] = alerting.slack.channel
-        return {"name": str(receiver), "slack_configs": [slack]}
+        if receivers.slack.channel is not None:
+            slack["channel"] = receivers.slack.channel
+        return {"name": name, "slack_configs": [slack]}
     webhook: dict[str, Any] = {"send_resolved": True}
     webhook.update({"url": endpoint} if endpoint is not None else {"url_file": credential})
-    return {"name": str(receiver), "webhook_configs": [webhook]}
+    return {"name": name, "webhook_configs": [webhook]}
 
 
 def _matcher(label: str, value: str, *, regex: bool = False) -> str:

@@ -9,27 +9,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 import yaml
 
-from components.clusters import Cluster
-from components.config import AlertingConfig, MonitoringConfig
-from components.contracts import MANAGED_BY_LABEL, PART_OF_LABEL, PROJECT, DashboardContract, DiscoveryContract
+from components.clusters.kinds import CLUSTER_KINDS, KINDS, ClusterKind
+from components.contracts import (
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    PART_OF_LABEL,
+    POD_SECURITY_ENFORCE_LABEL,
+    PROJECT,
+    DashboardContract,
+    DiscoveryContract,
+)
 from components.contracts import common_labels as project_labels
 from components.monitoring.alertmanager import ALERTMANAGER_SECRETS_MOUNT, receiver_secrets, render_alertmanager_config
+from components.monitoring.config import AlertingConfig, MonitoringConfig
 from components.monitoring.values import (
     ALERTMANAGER_PORT,
     GRAFANA_ADMIN_PASSWORD_KEY,
     GRAFANA_ADMIN_USER_KEY,
     GRAFANA_SERVICE_PORT,
-    PLATFORMS,
     PROMETHEUS_PORT,
     ChartNames,
-    Platform,
     chart_values,
     dashboard_contract,
     discovery_contract,
@@ -42,13 +47,14 @@ MAX_HISTORY = 10
 
 @dataclass(frozen=True, kw_only=True)
 class MonitoringStackArgs:
-    """What the monitoring stack needs: its configuration sections and the facts of the cluster it runs on."""
+    """What the monitoring stack needs: its settings (its own section types, validated when built) and the facts
+    of the cluster it runs on."""
 
     monitoring: MonitoringConfig
     """The stack's ``monitoring`` section: chart source, namespace, release name, Prometheus, resources…"""
     alerting: AlertingConfig
     """The stack's ``alerting`` section: receivers (with their credentials) and grouping intervals."""
-    platform: Platform
+    platform: ClusterKind
     """The cluster's kind (``Cluster.kind``): chooses Grafana's Service type and the platform's chart settings."""
     control_plane_metrics: bool
     """Whether controller-manager, scheduler, etcd and kube-proxy metrics are reachable (``Cluster``)."""
@@ -57,24 +63,10 @@ class MonitoringStackArgs:
     grafana_host_port: int | None = None
     """On kind, the host port the cluster maps to Grafana's NodePort (``cluster.grafanaHostPort``)."""
 
-    @classmethod
-    def for_cluster(
-        cls, monitoring: MonitoringConfig, alerting: AlertingConfig, cluster: Cluster
-    ) -> MonitoringStackArgs:
-        """The args for the stack on ``cluster``, taking every cluster fact from the cluster component itself."""
-        return cls(
-            monitoring=monitoring,
-            alerting=alerting,
-            platform=cast(Platform, cluster.kind),
-            control_plane_metrics=cluster.control_plane_metrics,
-            storage_class=cluster.default_storage_class,
-            grafana_host_port=cluster.grafana_host_port,
-        )
-
     def __post_init__(self) -> None:
-        if self.platform not in PLATFORMS:
-            raise ValueError(f"platform must be one of {', '.join(PLATFORMS)} (got {self.platform!r})")
-        if self.platform == "kind" and self.grafana_host_port is None:
+        if self.platform not in CLUSTER_KINDS:
+            raise ValueError(f"platform must be one of {', '.join(CLUSTER_KINDS)} (got {self.platform!r})")
+        if KINDS[self.platform].grafana_node_port and self.grafana_host_port is None:
             raise ValueError("grafana_host_port is required on kind: Grafana is reached through it")
         # The stack configuration refuses these before anything is declared; this guards direct callers.
         if problems := self.monitoring.problems_on(self.platform):
@@ -132,10 +124,10 @@ class MonitoringStack(pulumi.ComponentResource):
                 "name": config.namespace,
                 "labels": {
                     PART_OF_LABEL: PROJECT,
-                    MANAGED_BY_LABEL: "pulumi",
+                    MANAGED_BY_LABEL: MANAGED_BY,
                     # node-exporter needs the host's network, PIDs and filesystem, which the baseline and
                     # restricted Pod Security levels reject on clusters that enforce one by default.
-                    "pod-security.kubernetes.io/enforce": "privileged",
+                    POD_SECURITY_ENFORCE_LABEL: "privileged",
                 },
             },
             opts=child,
@@ -208,12 +200,13 @@ class MonitoringStack(pulumi.ComponentResource):
         self.release_name = config.release_name
         self.chart_version = config.chart.version
         grafana_url = config.grafana.ingress.url
-        if args.platform == "kind":
+        node_port = KINDS[args.platform].grafana_node_port
+        if node_port:
             grafana_url = f"http://localhost:{args.grafana_host_port}"
         self.grafana_url = grafana_url
         self.grafana_port_forward = (
             None
-            if args.platform == "kind"
+            if node_port
             else f"kubectl --namespace {config.namespace} port-forward service/{names.grafana} "
             f"3000:{GRAFANA_SERVICE_PORT}"
         )
@@ -237,6 +230,27 @@ class MonitoringStack(pulumi.ComponentResource):
                 "alertmanagerUrl": self.alertmanager_url,
             }
         )
+
+
+    def stack_outputs(self) -> dict[str, pulumi.Input[object]]:
+        """What a person needs to reach the stack, as the program exports it (the password is a secret)."""
+        outputs: dict[str, pulumi.Input[object]] = {
+            "monitoringNamespace": self.namespace,
+            "monitoringRelease": self.release_name,
+            "monitoringChartVersion": self.chart_version,
+            "monitorLabels": dict(self.discovery.labels),
+            "dashboardLabels": self.dashboards.labels,
+        }
+        if self.grafana_url is not None:
+            outputs["grafanaUrl"] = self.grafana_url
+        if self.grafana_port_forward is not None:
+            outputs["grafanaPortForward"] = self.grafana_port_forward
+        return outputs | {
+            "grafanaAdminUser": self.grafana_admin_user,
+            "grafanaAdminPassword": self.grafana_admin_password,
+            "prometheusUrl": self.prometheus_url,
+            "alertmanagerUrl": self.alertmanager_url,
+        }
 
 
 def _chart_reference(config: MonitoringConfig) -> tuple[str, str | None, str | None]:

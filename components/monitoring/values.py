@@ -20,22 +20,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any
 
 import pulumi
 
-from components.config import MonitoringConfig
-from components.contracts import GRAFANA_NODE_PORT, DashboardContract, DiscoveryContract
-
-Platform = Literal["kind", "existing", "eks", "aks", "gke"]
-PLATFORMS: tuple[Platform, ...] = get_args(Platform)
-"""The cluster kinds (``Cluster.kind``) the values know how to serve."""
+from components.clusters.kinds import KINDS, ClusterKind
+from components.contracts import GRAFANA_NODE_PORT, NAMESPACE_NAME_LABEL, DashboardContract, DiscoveryContract
+from components.monitoring.config import MonitoringConfig
 
 RELEASE_LABEL = "release"
 """The label the chart's own ServiceMonitors and rules carry, with the release name as value (``releaseLabel``)."""
 
-NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
-"""Label the API server sets on every namespace to its name: what a namespace selector lists namespaces by."""
 
 GRAFANA_DASHBOARD_LABEL = "grafana_dashboard"
 GRAFANA_DASHBOARD_LABEL_VALUE = "1"
@@ -68,9 +63,6 @@ _CONTROL_PLANE_TARGETS: dict[str, dict[str, Any]] = {
     "kubeProxy": {"service": {"port": 10249, "targetPort": 10249}, "serviceMonitor": {"https": False}},
 }
 
-_AKS_WEBHOOK_ANNOTATIONS = {"admissions.enforcer/disabled": "true"}
-"""Opts the operator's webhooks out of AKS's admissions enforcer, which otherwise rewrites their
-namespaceSelector on every reconcile (a permanent diff). The webhooks only match monitoring.coreos.com objects."""
 
 
 def discovery_contract(release_name: str) -> DiscoveryContract:
@@ -147,7 +139,7 @@ def chart_values(
     *,
     monitoring: MonitoringConfig,
     alertmanager_config: Mapping[str, Any],
-    platform: Platform,
+    platform: ClusterKind,
     control_plane_metrics: bool,
     storage_class: pulumi.Input[str] | None,
     discovery: DiscoveryContract,
@@ -179,9 +171,10 @@ def chart_values(
         prometheus_spec[f"{kind}NamespaceSelector"] = namespace_selector(discovery.namespaces)
 
     admission_webhooks: dict[str, Any] = {"patch": {"resources": resources.admission_jobs.as_values()}}
-    if platform == "aks":
-        admission_webhooks["mutatingWebhookConfiguration"] = {"annotations": dict(_AKS_WEBHOOK_ANNOTATIONS)}
-        admission_webhooks["validatingWebhookConfiguration"] = {"annotations": dict(_AKS_WEBHOOK_ANNOTATIONS)}
+    facts = KINDS[platform]
+    if facts.webhook_annotations:  # AKS's admissions enforcer would rewrite their namespaceSelector otherwise
+        admission_webhooks["mutatingWebhookConfiguration"] = {"annotations": dict(facts.webhook_annotations)}
+        admission_webhooks["validatingWebhookConfiguration"] = {"annotations": dict(facts.webhook_annotations)}
 
     values: dict[str, Any] = {
         "fullnameOverride": names.release,
@@ -215,8 +208,8 @@ def chart_values(
         },
         **_control_plane(control_plane_metrics),
     }
-    if platform == "gke":
-        values["coreDns"] = {"enabled": False}  # GKE runs kube-dns
+    if facts.cluster_dns == "kube-dns":
+        values["coreDns"] = {"enabled": False}
         values["kubeDns"] = {"enabled": True}
     return deep_merge(values, monitoring.extra_values)
 
@@ -240,7 +233,7 @@ def _control_plane(enabled: bool) -> dict[str, Any]:
 
 def _grafana(
     monitoring: MonitoringConfig,
-    platform: Platform,
+    platform: ClusterKind,
     dashboards: DashboardContract,
     admin_secret: pulumi.Input[str],
     names: ChartNames,
@@ -269,7 +262,8 @@ def _grafana(
         },
         # On kind the cluster config maps a host port to this NodePort: Grafana is on localhost without a tunnel.
         "service": (
-            {"type": "NodePort", "nodePort": GRAFANA_NODE_PORT} if platform == "kind" else {"type": "ClusterIP"}
+            {"type": "NodePort", "nodePort": GRAFANA_NODE_PORT} if KINDS[platform].grafana_node_port
+            else {"type": "ClusterIP"}
         ),
     }
     ingress = monitoring.grafana.ingress

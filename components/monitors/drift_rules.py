@@ -29,6 +29,7 @@ from model_service import contract
 
 from components.contracts import Severity
 from components.monitors.rule_model import (
+    WINDOW_LABEL,
     AlertingRule,
     Matcher,
     RecordingRule,
@@ -56,6 +57,12 @@ BIN_LABELS: Final = (*GROUP_LABELS, contract.LABEL_BIN)
 REFERENCE: Final = "model_feature_bin:drift_reference_ratio:max"
 PSI_THRESHOLD_SERIES: Final = "model_feature:drift_psi:threshold"
 JS_THRESHOLD_SERIES: Final = "model_feature:drift_js_distance:threshold"
+PSI_SHORT_WINDOW: Final = "model_feature:drift_psi:short_window"
+PSI_LONG_WINDOW: Final = "model_feature:drift_psi:long_window"
+JS_SHORT_WINDOW: Final = "model_feature:drift_js_distance:short_window"
+JS_LONG_WINDOW: Final = "model_feature:drift_js_distance:long_window"
+"""The drift statistics of each model's own short and long windows under one name, their window as a label: what a
+dashboard of several models, each with its windows, reads."""
 
 
 def observations_by_bin(window: str) -> str:
@@ -238,6 +245,9 @@ def drift_rule_group(
     )
 
     short, long = settings.windows
+    for record, statistic_of, window in ((PSI_SHORT_WINDOW, psi, short), (PSI_LONG_WINDOW, psi, long),
+                                         (JS_SHORT_WINDOW, js_distance, short), (JS_LONG_WINDOW, js_distance, long)):
+        rules.append(RecordingRule(record=record, expr=recorded(statistic_of(window)), labels={WINDOW_LABEL: window}))
     volume = f"\nand on {group}\n".join(
         f"{recorded(observations(w))} >= {settings.min_window_observations}" for w in settings.windows
     )

@@ -7,47 +7,27 @@ folder. Declare it once per program: the dashboard serves every model that expor
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.contracts import DashboardContract, common_labels
-from components.monitors.overview_dashboard import DashboardSettings, dashboard_json, model_dashboard, slug
-
-if TYPE_CHECKING:
-    from components.config import ModelMonitorsConfig
+from components.monitors.overview_dashboard import dashboard_json, model_dashboard, slug
 
 DEFAULT_FOLDER: Final = "ML models"
 
 
 @dataclass(frozen=True, kw_only=True)
 class ModelDashboardsArgs:
-    """Where the dashboards go and which recordings they read."""
+    """Where the dashboards go."""
 
     namespace: pulumi.Input[str]
     """Namespace of the ConfigMaps: one the Grafana sidecar searches (the monitoring stack's namespace)."""
     contract: DashboardContract
     """The sidecar's label, the namespaces it searches and its folder annotation: the stack's ``dashboards``."""
-    settings: DashboardSettings
-    """Windows of the drift and accuracy recordings to show, and the memory threshold."""
     folder: str = DEFAULT_FOLDER
     """Grafana folder the dashboards land in."""
-
-    @classmethod
-    def from_config(
-        cls, config: ModelMonitorsConfig, *, namespace: pulumi.Input[str], contract: DashboardContract
-    ) -> ModelDashboardsArgs:
-        """The args for the stack's ``model.monitors`` section and the monitoring stack's dashboard contract."""
-        return cls(
-            namespace=namespace,
-            contract=contract,
-            settings=DashboardSettings(
-                drift_window=config.drift.short_window,
-                accuracy_window=config.accuracy.window,
-                memory_near_limit_ratio=config.memory_near_limit_ratio,
-            ),
-        )
 
     def namespace_problems(self, namespace: str) -> list[str]:
         allowed = self.contract.namespaces
@@ -85,7 +65,7 @@ class ModelDashboards(pulumi.ComponentResource):
 
         namespace = pulumi.Output.from_input(args.namespace).apply(checked)
         self.titles, self.uids, self.config_map_names = [], [], []
-        for builder in (model_dashboard(args.settings),):
+        for builder in (model_dashboard(),):
             built = builder.build()
             key = slug(built.title or "")
             config_map_name = f"{key}-dashboard"

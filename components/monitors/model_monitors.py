@@ -12,16 +12,18 @@ recordings colliding.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 import pulumi
 import pulumi_kubernetes as k8s
 from model_service import contract
 
-from components.contracts import DiscoveryContract, common_labels
+from components.contracts import MODEL_LABEL, TEAM_LABEL, DiscoveryContract, common_labels
+from components.monitors.config import ModelMonitorsConfig
 from components.monitors.drift_rules import DriftSettings, DriftThresholds, drift_rule_group
 from components.monitors.model_rules import (
     AccuracySettings,
@@ -31,11 +33,15 @@ from components.monitors.model_rules import (
     target_rule_group,
 )
 from components.monitors.model_slos import LatencyObjective, SloSettings, model_slos
-from components.monitors.rule_model import RuleGroup, TimeScale, alert_names, format_duration, to_spec
+from components.monitors.rule_model import (
+    AlertingRule,
+    RuleGroup,
+    TimeScale,
+    alert_names,
+    format_duration,
+    to_spec,
+)
 from components.monitors.slo_rules import slo_rule_groups
-
-if TYPE_CHECKING:
-    from components.config import ModelMonitorsConfig
 
 MONITORING_API_VERSION: Final = "monitoring.coreos.com/v1"
 DEFAULT_SCRAPE_TIMEOUT: Final = "10s"
@@ -44,6 +50,17 @@ COMPONENT: Final = "monitoring"
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _PORT_NAME = re.compile(r"^(?=.{1,15}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def with_alert_labels(groups: tuple[RuleGroup, ...], labels: Mapping[str, str]) -> tuple[RuleGroup, ...]:
+    """Every alert of ``groups`` with ``labels`` added: what Alertmanager routes and groups a model's alerts by."""
+    return tuple(
+        dataclasses.replace(group, rules=tuple(
+            dataclasses.replace(rule, labels={**rule.labels, **labels}) if isinstance(rule, AlertingRule) else rule
+            for rule in group.rules
+        ))
+        for group in groups
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,93 +80,18 @@ class ModelMonitorsArgs:
     its pods."""
     discovery: DiscoveryContract
     """Labels (and namespaces) Prometheus selects monitors and rules by: the monitoring stack's ``discovery``."""
-    slos: SloSettings
-    """Availability and latency objectives and their period."""
-    drift: DriftSettings
-    """Drift windows, thresholds and minimum volume."""
-    accuracy: AccuracySettings
-    """Accuracy floor, window and minimum feedback."""
-    memory_near_limit_ratio: float
-    """Share of a container's memory limit at which ``ModelMemoryNearLimit`` fires."""
-    scrape_interval: str
-    """Logical scrape interval (the time scale applies)."""
-    evaluation_interval: str
-    """Logical evaluation interval of the rule groups (the time scale applies)."""
-    time_scale: float
-    """Multiplies every rendered duration; names keep the logical ones."""
-    runbook_base_url: str
-    """URL of the ``runbooks/`` folder every alert's ``runbook_url`` points into."""
+    settings: ModelMonitorsConfig = field(default_factory=ModelMonitorsConfig)
+    """Objectives, thresholds, windows, intervals and the time scale (validated when built: ``ModelMonitorsConfig
+    (drift={"long_window": "12h"})``); the defaults are a new model's."""
     workload_kind: WorkloadKind = "Deployment"
     """Kind of ``workload``."""
+    team: str | None = None
+    """The team that owns the model: every alert carries it as ``team``, and Alertmanager routes on it first."""
     job: str | None = None
     """Value of the ``job`` label the ServiceMonitor gives the targets (and the rules select); default: the
     model's name."""
     metrics_path: str = contract.ROUTE_METRICS
     """HTTP path of the metrics on ``port``."""
-
-    @classmethod
-    def from_config(
-        cls,
-        config: ModelMonitorsConfig,
-        *,
-        namespace: pulumi.Input[str],
-        selector: pulumi.Input[Mapping[str, str]],
-        port: str,
-        model_name: str,
-        workload: pulumi.Input[str],
-        discovery: DiscoveryContract,
-        workload_kind: WorkloadKind = "Deployment",
-        job: str | None = None,
-        metrics_path: str = contract.ROUTE_METRICS,
-    ) -> ModelMonitorsArgs:
-        """The args for a service, with objectives and thresholds from the stack's ``model.monitors`` section."""
-        drift = config.drift
-        return cls(
-            namespace=namespace,
-            selector=selector,
-            port=port,
-            model_name=model_name,
-            workload=workload,
-            discovery=discovery,
-            slos=SloSettings(
-                availability_objective_percent=config.availability_objective_percent,
-                latency=tuple(
-                    LatencyObjective(threshold_seconds=slo.threshold_seconds, objective_percent=slo.objective_percent)
-                    for slo in config.latency_slos
-                ),
-                period=config.slo_period,
-            ),
-            drift=DriftSettings(
-                short_window=drift.short_window,
-                long_window=drift.long_window,
-                default=DriftThresholds(psi=drift.psi_threshold, js_distance=drift.js_distance_threshold),
-                per_feature={
-                    feature: DriftThresholds(
-                        psi=override.psi_threshold if override.psi_threshold is not None else drift.psi_threshold,
-                        js_distance=(
-                            override.js_distance_threshold
-                            if override.js_distance_threshold is not None
-                            else drift.js_distance_threshold
-                        ),
-                    )
-                    for feature, override in drift.features.items()
-                },
-                min_window_observations=drift.min_window_observations,
-            ),
-            accuracy=AccuracySettings(
-                floor=config.accuracy.floor,
-                window=config.accuracy.window,
-                min_feedback=config.accuracy.min_feedback,
-            ),
-            memory_near_limit_ratio=config.memory_near_limit_ratio,
-            scrape_interval=config.scrape_interval,
-            evaluation_interval=config.evaluation_interval,
-            time_scale=config.time_scale,
-            runbook_base_url=config.runbook_base_url,
-            workload_kind=workload_kind,
-            job=job,
-            metrics_path=metrics_path,
-        )
 
     @property
     def job_name(self) -> str:
@@ -157,7 +99,7 @@ class ModelMonitorsArgs:
 
     @property
     def scale(self) -> TimeScale:
-        return TimeScale(self.time_scale)
+        return TimeScale(self.settings.time_scale)
 
     def problems(self) -> list[str]:
         """What is wrong with these args, each naming the field, the value and what is allowed."""
@@ -173,11 +115,8 @@ class ModelMonitorsArgs:
             problems.append("discovery.labels is empty: Prometheus would select monitors by nothing")
         if isinstance(self.namespace, str):
             problems += self.namespace_problems(self.namespace)
-        try:
-            self.scale.render(self.scrape_interval)
-            self.scale.render(self.evaluation_interval)
-        except ValueError as error:
-            problems.append(f"time_scale {self.time_scale}: {error}")
+        if self.team is not None and not _DNS_LABEL.match(self.team):
+            problems.append(f"team {self.team!r} must be a DNS label (it routes the alerts)")
         return problems
 
     def namespace_problems(self, namespace: str) -> list[str]:
@@ -190,19 +129,58 @@ class ModelMonitorsArgs:
         return []
 
 
+def slo_settings(settings: ModelMonitorsConfig) -> SloSettings:
+    return SloSettings(
+        availability_objective_percent=settings.availability_objective_percent,
+        latency=tuple(
+            LatencyObjective(threshold_seconds=slo.threshold_seconds, objective_percent=slo.objective_percent)
+            for slo in settings.latency_slos
+        ),
+        period=settings.slo_period,
+    )
+
+
+def drift_settings(settings: ModelMonitorsConfig) -> DriftSettings:
+    drift = settings.drift
+    return DriftSettings(
+        short_window=drift.short_window,
+        long_window=drift.long_window,
+        default=DriftThresholds(psi=drift.psi_threshold, js_distance=drift.js_distance_threshold),
+        per_feature={
+            feature: DriftThresholds(
+                psi=override.psi_threshold if override.psi_threshold is not None else drift.psi_threshold,
+                js_distance=(
+                    override.js_distance_threshold
+                    if override.js_distance_threshold is not None
+                    else drift.js_distance_threshold
+                ),
+            )
+            for feature, override in drift.features.items()
+        },
+        min_window_observations=drift.min_window_observations,
+    )
+
+
+def accuracy_settings(settings: ModelMonitorsConfig) -> AccuracySettings:
+    accuracy = settings.accuracy
+    return AccuracySettings(floor=accuracy.floor, window=accuracy.window, min_feedback=accuracy.min_feedback)
+
+
 def rule_groups(args: ModelMonitorsArgs, *, namespace: str, workload: str) -> tuple[RuleGroup, ...]:
     """Every rule group of the service's PrometheusRule, for resolved ``namespace`` and ``workload``."""
     scale = args.scale
+    settings = args.settings
     job = args.job_name
     scope = {"namespace": namespace, "job": job}
     model = {contract.LABEL_MODEL_NAME: args.model_name}
-    interval = scale.render(args.evaluation_interval)
-    common: dict[str, Any] = {"scale": scale, "runbook_base_url": args.runbook_base_url, "interval": interval}
+    interval = scale.render(settings.evaluation_interval)
+    common: dict[str, Any] = {"scale": scale, "runbook_base_url": settings.runbook_base_url, "interval": interval}
     groups: list[RuleGroup] = []
-    for slo in model_slos(args.slos, service=job, scope=scope, labels={**scope, **model}):
-        groups += slo_rule_groups(slo, period=args.slos.period, **common)
-    groups.append(drift_rule_group(args.drift, name=f"{job}-drift", scope=scope, **common))
-    groups.append(accuracy_rule_group(args.accuracy, name=f"{job}-accuracy", scope=scope, **common))
+    slos = slo_settings(settings)
+    for slo in model_slos(slos, service=job, scope=scope, labels={**scope, **model}):
+        groups += slo_rule_groups(slo, period=slos.period, **common)
+    groups.append(drift_rule_group(drift_settings(settings), name=f"{job}-drift", scope=scope, **common))
+    groups.append(accuracy_rule_group(accuracy_settings(settings), name=f"{job}-accuracy", scope=scope, **common))
     groups.append(target_rule_group(name=f"{job}-targets", scope=scope, labels=model, **common))
     groups.append(
         resource_rule_group(
@@ -210,19 +188,20 @@ def rule_groups(args: ModelMonitorsArgs, *, namespace: str, workload: str) -> tu
             namespace=namespace,
             workload=workload,
             workload_kind=args.workload_kind,
-            memory_near_limit_ratio=args.memory_near_limit_ratio,
+            memory_near_limit_ratio=settings.memory_near_limit_ratio,
             scope=scope,
             labels=model,
             **common,
         )
     )
-    return tuple(groups)
+    routing = {MODEL_LABEL: args.model_name, **({TEAM_LABEL: args.team} if args.team is not None else {})}
+    return with_alert_labels(tuple(groups), routing)
 
 
 def service_monitor_spec(args: ModelMonitorsArgs, *, namespace: str, selector: Mapping[str, str]) -> dict[str, Any]:
     """The ServiceMonitor's ``spec``: the Service by its labels, the port by name, the job set to the rules'."""
     scale = args.scale
-    interval_ms = scale.milliseconds(args.scrape_interval)
+    interval_ms = scale.milliseconds(args.settings.scrape_interval)
     timeout_ms = min(scale.milliseconds(DEFAULT_SCRAPE_TIMEOUT), interval_ms)
     return {
         "selector": {"matchLabels": dict(selector)},

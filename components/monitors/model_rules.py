@@ -17,7 +17,16 @@ from typing import Final, Literal
 from model_service import contract
 
 from components.contracts import Severity
-from components.monitors.rule_model import AlertingRule, Matcher, RecordingRule, RuleGroup, TimeScale, by, selector
+from components.monitors.rule_model import (
+    WINDOW_LABEL,
+    AlertingRule,
+    Matcher,
+    RecordingRule,
+    RuleGroup,
+    TimeScale,
+    by,
+    selector,
+)
 from components.monitors.runbooks import runbook_url
 
 TARGET_DOWN_ALERT: Final = "ModelTargetDown"
@@ -43,6 +52,11 @@ WORKLOAD_PODS: Final = "model_workload_pod:kube_pod_owner:relabel"
 FEEDBACK_VOLUME: Final = "model:feedback:increase"
 ACCURACY: Final = "model:feedback_accuracy:ratio"
 ACCURACY_FLOOR: Final = "model:feedback_accuracy:floor"
+ACCURACY_OVER_WINDOW: Final = "model:feedback_accuracy:ratio_window"
+"""The accuracy over the model's own window under one name, the window as label ``window``: what a dashboard of
+several models reads."""
+MEMORY_NEAR_LIMIT: Final = "model:container_memory_near_limit:threshold"
+"""The model's memory alert threshold (share of the limit), per model: the dashboard draws it."""
 
 WorkloadKind = Literal["Deployment", "StatefulSet"]
 
@@ -154,6 +168,11 @@ def accuracy_rule_group(
                 ),
             ),
             RecordingRule(
+                record=ACCURACY_OVER_WINDOW,
+                expr=accuracy,
+                labels={WINDOW_LABEL: window},
+            ),
+            RecordingRule(
                 record=ACCURACY_FLOOR,
                 expr=f"{settings.floor} * group by {group} ({selector(contract.MODEL_INFO.name, **scope)})",
             ),
@@ -224,6 +243,11 @@ def resource_rule_group(
                 record=WORKLOAD_PODS,
                 expr=workload_pods_expr(namespace, workload, workload_kind),
                 labels={**scope, "workload": workload},
+            ),
+            RecordingRule(
+                record=MEMORY_NEAR_LIMIT,
+                expr=f"{memory_near_limit_ratio} * group by {by(MODEL_GROUP)} "
+                     f"({selector(contract.MODEL_INFO.name, **scope)})",
             ),
             AlertingRule(
                 alert=RESTARTS_ALERT,

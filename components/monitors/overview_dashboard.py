@@ -21,13 +21,11 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Final
 
 from grafana_foundation_sdk.builders import common, dashboard, prometheus, stat, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.common import (
-    GraphThresholdsStyleMode,
     LegendDisplayMode,
     LegendPlacement,
     StackingMode,
@@ -42,8 +40,8 @@ from grafana_foundation_sdk.models.dashboard import (
 )
 from model_service import contract
 
-from components.monitors.drift_rules import JS_THRESHOLD_SERIES, PSI_THRESHOLD_SERIES, js_distance, psi
-from components.monitors.model_rules import ACCURACY, ACCURACY_FLOOR
+from components.monitors.drift_rules import JS_SHORT_WINDOW, JS_THRESHOLD_SERIES, PSI_SHORT_WINDOW, PSI_THRESHOLD_SERIES
+from components.monitors.model_rules import ACCURACY_FLOOR, ACCURACY_OVER_WINDOW, MEMORY_NEAR_LIMIT
 from components.monitors.rule_model import Matcher, selector
 from components.monitors.slo_rules import PERIOD_BUDGET_REMAINING
 
@@ -147,21 +145,9 @@ def _threshold_lines(panel: timeseries.Panel, pattern: str) -> timeseries.Panel:
     )
 
 
-@dataclass(frozen=True, kw_only=True)
-class DashboardSettings:
-    """What the dashboard must know of the stack's ``model.monitors``: the logical windows of the recordings
-    it reads, and the memory ratio the alert uses."""
-
-    drift_window: str
-    """The drift short window (``model_feature:drift_psi:<window>``)."""
-    accuracy_window: str
-    """The accuracy window (``model:feedback_accuracy:ratio<window>``)."""
-    memory_near_limit_ratio: float
-    """Drawn as the memory panel's threshold."""
-
-
-def model_dashboard(settings: DashboardSettings, title: str = MODEL_DASHBOARD_TITLE) -> dashboard.Dashboard:
-    """The model dashboard's builder."""
+def model_dashboard(title: str = MODEL_DASHBOARD_TITLE) -> dashboard.Dashboard:
+    """The model dashboard's builder: the same for every stack and every model (each model's windows and
+    thresholds come with its recordings)."""
     interface = [
         _timeseries(
             "Request rate", "Requests answered per second, by route and status code.", "reqps",
@@ -216,31 +202,32 @@ def model_dashboard(settings: DashboardSettings, title: str = MODEL_DASHBOARD_TI
         ),
         _threshold_lines(
             _timeseries(
-                f"Feature drift: PSI over {settings.drift_window}",
-                "Population Stability Index of each feature (and the prediction) against the training data, "
-                "with each feature's threshold dashed.",
+                "Feature drift: PSI over the short window",
+                "Population Stability Index of each feature (and the prediction) against the training data over the "
+                "model's short drift window (in the legend), with each feature's threshold dashed.",
                 "none",
-                [(_of_model(psi(settings.drift_window)), "{{feature}} {{model_version}}"),
+                [(_of_model(PSI_SHORT_WINDOW), "{{feature}} {{model_version}} ({{window}})"),
                  (_of_model(PSI_THRESHOLD_SERIES), "threshold {{feature}}")],
             ),
             "threshold .*",
         ),
         _threshold_lines(
             _timeseries(
-                f"Feature drift: JS distance over {settings.drift_window}",
-                "Jensen-Shannon distance (base 2) of each feature (and the prediction) against the training data, "
-                "with each feature's threshold dashed.",
+                "Feature drift: JS distance over the short window",
+                "Jensen-Shannon distance (base 2) of each feature (and the prediction) against the training data over "
+                "the model's short drift window (in the legend), with each feature's threshold dashed.",
                 "none",
-                [(_of_model(js_distance(settings.drift_window)), "{{feature}} {{model_version}}"),
+                [(_of_model(JS_SHORT_WINDOW), "{{feature}} {{model_version}} ({{window}})"),
                  (_of_model(JS_THRESHOLD_SERIES), "threshold {{feature}}")],
             ),
             "threshold .*",
         ),
         _threshold_lines(
             _timeseries(
-                f"Accuracy over {settings.accuracy_window}", "Share of scored feedback that was right, and the floor.",
+                "Accuracy", "Share of scored feedback that was right over the model's accuracy window (in the legend), "
+                "and the floor.",
                 "percentunit",
-                [(_of_model(f"{ACCURACY}{settings.accuracy_window}"), "{{model_version}}"),
+                [(_of_model(ACCURACY_OVER_WINDOW), "{{model_version}} ({{window}})"),
                  (_of_model(ACCURACY_FLOOR), "threshold {{model_version}}")],
             ),
             "threshold .*",
@@ -255,17 +242,16 @@ def model_dashboard(settings: DashboardSettings, title: str = MODEL_DASHBOARD_TI
             "CPU", "CPU used by each pod of the model, in cores.", "short",
             [(f"sum by (pod) ({_join(f'rate({cpu}[{RATE}])', MODEL_PODS)})", "{{pod}}")],
         ),
-        _timeseries(
-            "Memory against the limit", "Working set of each container over its memory limit.", "percentunit",
-            [(f"max by (pod, container) ({_join(memory, MODEL_PODS)}) / on (pod, container) "
-              f"max by (pod, container) ({_join(limits, MODEL_PODS)})", "{{pod}} {{container}}")],
-        )
-        .thresholds_style(common.GraphThresholdsStyleConfig().mode(GraphThresholdsStyleMode.DASHED))
-        .thresholds(
-            dashboard.ThresholdsConfig()
-            .mode(ThresholdsMode.ABSOLUTE)
-            .steps([Threshold(value=None, color="green"),
-                    Threshold(value=settings.memory_near_limit_ratio, color="red")])
+        _threshold_lines(
+            _timeseries(
+                "Memory against the limit",
+                "Working set of each container over its memory limit, and the model's alert threshold dashed.",
+                "percentunit",
+                [(f"max by (pod, container) ({_join(memory, MODEL_PODS)}) / on (pod, container) "
+                  f"max by (pod, container) ({_join(limits, MODEL_PODS)})", "{{pod}} {{container}}"),
+                 (f"max({_of_model(MEMORY_NEAR_LIMIT)})", "threshold")],
+            ),
+            "threshold",
         ),
         _timeseries(
             "Restarts (last hour)", "Container restarts of the model's pods within the last hour.", "short",

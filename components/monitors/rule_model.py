@@ -97,6 +97,12 @@ class TimeScale:
         return format_duration(self.milliseconds(logical))
 
 
+WINDOW_LABEL = "window"
+"""Label of a recording that copies a statistic of a model's own window under a name without it (``…:short_window``):
+the logical window (``30m``), whatever the time scale. A dashboard of several models, each with its windows, reads
+those copies."""
+
+
 def quote(value: str) -> str:
     """A PromQL string literal (double quotes, backslash escapes), safe for any label value."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'

@@ -146,6 +146,8 @@ class ModelRuntime:
         self, artifact: ModelArtifact, settings: Settings, registry: CollectorRegistry, key: bytes
     ) -> None:
         metadata = artifact.metadata
+        if settings.name is not None:  # the name the deployment gives the model, in every series and id
+            metadata = metadata.model_copy(update={"model_name": settings.name})
         self.artifact = artifact
         self.metadata = metadata
         self.feature_names = metadata.feature_names

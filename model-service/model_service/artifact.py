@@ -27,7 +27,7 @@ from model_service.drift import FeatureReference, PredictionReference
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+NAME_PATTERN = contract.NAME_PATTERN
 """Model names and versions become label values and parts of paths: keep them short and plain."""
 
 

@@ -457,6 +457,11 @@ CONFIDENCE_BUCKETS: Final[tuple[float, ...]] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.
 SIZE_BUCKETS_BYTES: Final[tuple[float, ...]] = (256, 1024, 4096, 16384, 65536, 262144, 1048576)
 """Body-size bounds: powers of four from 256 B to the default 1 MiB body limit."""
 
+NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+"""What a model's name and version may be: a label value Prometheus and Kubernetes both accept."""
+ENV_MODEL_NAME: Final = "MODEL_NAME"
+"""Environment variable that sets the name the service reports (``model_name``), whatever its artifact
+says."""
 ENV_LATENCY_SLO_THRESHOLDS_SECONDS: Final = "MODEL_LATENCY_SLO_THRESHOLDS_SECONDS"
 """Environment variable that sets the service's SLO thresholds; render its value with
 :func:`format_latency_thresholds` from the same numbers the SLO rules use, so the two cannot disagree."""

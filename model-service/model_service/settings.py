@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     artifact_dir: Path = Field(
         default=Path("/opt/model"), description="Directory written by the train command."
     )
+    name: str | None = Field(
+        default=None,
+        pattern=contract.NAME_PATTERN,
+        description="Name the service reports (model_name in its metrics, in its prediction ids); unset: the "
+        "artifact's. A platform deploying one image under several names gives each its own.",
+    )
     latency_slo_thresholds_seconds: Annotated[tuple[float, ...], NoDecode] = Field(
         default=contract.DEFAULT_LATENCY_SLO_THRESHOLDS_SECONDS,
         description="Comma-separated latency SLO thresholds; each becomes a request-duration bucket bound.",

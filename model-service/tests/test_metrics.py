@@ -166,3 +166,16 @@ def test_openmetrics_exposition_when_the_scraper_asks(client: TestClient) -> Non
     assert response.text.endswith("# EOF\n")
     assert "_created" not in response.text
     assert "# TYPE model_drift_bin_observations counter" in response.text
+
+
+def test_a_deployment_names_the_model_it_reports(make_client: Callable[..., TestClient]) -> None:
+    # One image deployed under two names must report two models, in the metrics and in the prediction ids.
+    client = make_client(name="fraud-scorer")
+    answer = client.post("/predict", json={"records": [dict.fromkeys(data.FEATURE_NAMES, 0.0)]}).json()
+    assert answer["model_name"] == "fraud-scorer"
+    info = series(samples(client), contract.MODEL_INFO.name)
+    assert [dict(labels)["model_name"] for labels in info] == ["fraud-scorer"]
+    prediction = answer["predictions"][0]
+    feedback = {"feedback": [{"prediction_id": prediction["id"], "actual_class": prediction["class"]}]}
+    scored = client.post("/feedback", json=feedback)
+    assert (scored.status_code, scored.json()["accepted"]) == (200, 1), scored.text

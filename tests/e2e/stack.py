@@ -40,9 +40,11 @@ from typing import Any
 
 import yaml
 
-from components.config import AlertingConfig, ModelMonitorsConfig
 from components.contracts import PROJECT
+from components.model.config import SAMPLE_MODEL_NAME
 from components.monitoring.alertmanager import Receiver, receiver_secrets, render_alertmanager_config
+from components.monitoring.config import AlertingConfig
+from components.monitors.config import ModelMonitorsConfig
 from components.monitors.rule_model import TimeScale
 from tests.e2e.receiver import RecordingReceiver
 from tests.harness import ProgramRun, load_stack_file, run_program
@@ -171,14 +173,16 @@ def _stack_section(stack_file: Path, key: str) -> dict[str, Any]:
     return json.loads(raw) if raw else {}
 
 
-def declare(stack_file: Path, *, time_scale: float, faults: Mapping[str, float] | None = None) -> Declared:
-    """Run the program with ``stack_file``'s configuration, the monitors' ``timeScale`` and ``faults``."""
-    model = _stack_section(stack_file, "model")
+def declare(stack_file: Path, *, time_scale: float, faults: Mapping[str, float] | None = None,
+            model_name: str = SAMPLE_MODEL_NAME) -> Declared:
+    """Run the program with ``stack_file``'s configuration, its model ``model_name`` alone, with the monitors'
+    ``timeScale`` and ``faults``."""
+    model = _stack_section(stack_file, "models").get(model_name, {})
     monitors = {**model.get("monitors", {}), "timeScale": time_scale}
     model = {**model, "monitors": monitors}
     if faults:
         model["faults"] = {**model.get("faults", {}), **faults}
-    run = run_program(stack_file, overrides={"model": model})
+    run = run_program(stack_file, overrides={"models": {model_name: model}})
     monitor = run.one(SERVICE_MONITOR).inputs
     dashboards = [r for r in run.by_type(CONFIG_MAP) if r.name.startswith("model-dashboards-")]
     assert len(dashboards) == 1, f"expected one dashboard ConfigMap, found {[r.name for r in dashboards]}"

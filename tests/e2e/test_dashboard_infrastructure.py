@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from components.monitors.model_rules import MEMORY_NEAR_LIMIT
 from components.monitors.rule_model import format_duration, selector
 from tests.conftest import program_run
 from tests.e2e.dashboard import expand, queries_by_row
@@ -61,6 +62,13 @@ def fixture_series() -> list[dict[str, str]]:
             _series("namespace_workload_pod:kube_pod_owner:relabel", f"1{always}", namespace=NAMESPACE, pod=pod,
                     workload=model, workload_type="deployment"),
         ]
+    # Each model's memory alert threshold, which its rules record: the panel draws the selected model's.
+    series += [
+        _series(MEMORY_NEAR_LIMIT, f"0.9{always}", namespace=NAMESPACE, job=MODEL, model_name=MODEL,
+                model_version="1.0.0"),
+        _series(MEMORY_NEAR_LIMIT, f"0.5{always}", namespace=NAMESPACE, job=OTHER_MODEL, model_name=OTHER_MODEL,
+                model_version="1.0.0"),
+    ]
     mib = 2**20
     series += [
         # CPU: a quarter of a core for p1, a tenth for p2; the pod-level cgroup and the other model do not count.
@@ -97,7 +105,8 @@ def expected_samples() -> dict[str, list[list[tuple[dict[str, str], float]]]]:
     return {
         "CPU": [[({"pod": "p1"}, 0.25), ({"pod": "p2"}, 0.1)]],
         "Memory against the limit": [[({"pod": "p1", "container": "model"}, 400 / 512),
-                                      ({"pod": "p2", "container": "model"}, 256 / 512)]],
+                                      ({"pod": "p2", "container": "model"}, 256 / 512)],
+                                     [({}, 0.9)]],
         "Restarts (last hour)": [[({"pod": "p1", "container": "model"}, 0.0),
                                   ({"pod": "p2", "container": "model"}, 0.0),
                                   ({"pod": CRASHED, "container": "model"}, crashed)]],

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from components.config import AlertingConfig
 from components.monitoring.alertmanager import Receiver, configured_receivers
+from components.monitoring.config import AlertingConfig
 from components.monitors.rule_model import TimeScale
 from tests.e2e.stack import alerting_config, require_server
 from tests.harness import STACKS_DIR

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from components.model.config import SAMPLE_MODEL_NAME
 from tests.chart_render import chart_dir
 from tests.engine.engine import EngineProject, is_program_resource, planned
 from tests.harness import STACKS_DIR, run_program, user_home_with_kubeconfig
@@ -33,7 +34,7 @@ TEST_IMAGE = "registry.invalid/ml-model-service:engine-test"
 def engine_overrides() -> dict[str, Any]:
     """Test config shared by the engine run and the mock run it is compared with."""
     return {
-        "model": {"image": TEST_IMAGE},
+        "models": {SAMPLE_MODEL_NAME: {"image": TEST_IMAGE}},
         "monitoring": {"chart": {"path": str(chart_dir())}},
     }
 

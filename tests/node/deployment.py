@@ -4,7 +4,7 @@ The stack file is the real ``stacks/Pulumi.existing.yaml``; the test changes onl
 provide as a user's cluster would, each for a reason stated below:
 
 - the cluster's kubeconfig context points at the node, and its StorageClass is the node's (local volumes);
-- the model image is the one built from ``model-service/Dockerfile`` here (``model.image``: nothing to push);
+- the model image is the one built from ``model-service/Dockerfile`` here (the model's ``image``: nothing to push);
 - the chart comes from the unpacked copy in ``../shared`` (no chart repository is reachable);
 - Grafana is off: it cannot be built here (its Go module is AGPL), so the dashboards are proven by running
   their queries against this Prometheus, as Grafana would send them;
@@ -31,9 +31,10 @@ from typing import Any
 
 import yaml
 
-from components.config import MonitoringConfig
 from components.contracts import PROJECT
+from components.model.config import SAMPLE_MODEL_NAME
 from components.model.image import IMAGE_REPOSITORY, image_tag
+from components.monitoring.config import MonitoringConfig
 from components.monitoring.values import ChartNames
 from tests.chart_render import chart_dir
 from tests.e2e.stack import DEFAULT_TIME_SCALE
@@ -73,7 +74,8 @@ def node_overrides(image: NodeImage, ca_bundle: str) -> dict[str, Any]:
     """The test's changes to the stack's configuration (see the module's docstring for why each is needed)."""
     return {
         "cluster": {**_existing_cluster_section(), "storageClass": STORAGE_CLASS},
-        "model": {"image": image.ref.removeprefix("docker.io/library/"), "monitors": {"timeScale": TIME_SCALE}},
+        "models": {SAMPLE_MODEL_NAME: {"image": image.ref.removeprefix("docker.io/library/"),
+                                       "monitors": {"timeScale": TIME_SCALE}}},
         "monitoring": {
             "chart": {"path": str(chart_dir())},
             "extraValues": {

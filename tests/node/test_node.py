@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from components.model.image import MODEL_SERVICE_UID
+from components.model.deployment import MODEL_SERVICE_UID
 from components.monitoring.values import ALERTMANAGER_PORT, PROMETHEUS_PORT
 from components.monitors.drift_rules import FEATURE_DRIFT_ALERT
 from tests.e2e.dashboard import expand, queries_by_row, query_variables

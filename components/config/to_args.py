@@ -1,0 +1,167 @@
+"""The stack file's sections as the components' args: the one place that knows both.
+
+Components take typed args (dataclasses, and for their settings the section types they own), never the stack file
+itself, so that a program of your own can build the same args without a stack file. ``__main__.py`` reads the
+configuration, asks this module for each component's args, and declares the components.
+"""
+
+from __future__ import annotations
+
+import pulumi
+
+from components.clusters import Cluster
+from components.clusters.args import (
+    AksClusterArgs,
+    ClusterArgs,
+    EksClusterArgs,
+    ExistingClusterArgs,
+    GkeClusterArgs,
+    KindClusterArgs,
+    RegistryCredentials,
+)
+from components.clusters.config import (
+    AksClusterConfig,
+    ClusterConfig,
+    EksClusterConfig,
+    ExistingClusterConfig,
+    GkeClusterConfig,
+    KindClusterConfig,
+)
+from components.clusters.metrics_server import MetricsServerArgs
+from components.config.stack import StackConfig
+from components.contracts import DiscoveryContract
+from components.model.config import ModelConfig
+from components.model.deployment import Autoscaling, ContainerResources, FaultInjection, ModelDeploymentArgs
+from components.model.image import ModelImageArgs
+from components.model.observed import ExternalService, ObservedModelArgs
+from components.monitoring.stack import MonitoringStack, MonitoringStackArgs
+from components.monitors.model_dashboards import ModelDashboardsArgs
+
+
+def cluster_args(config: ClusterConfig) -> ClusterArgs:
+    """The cluster component's args: the section's fields, one for one (the registry's password stays secret)."""
+    fields = config.model_dump(exclude={"kind"})
+    if isinstance(config, KindClusterConfig):
+        return KindClusterArgs(kubernetes_version=config.kubernetes_version, **fields)
+    if isinstance(config, ExistingClusterConfig):
+        registry = config.registry
+        credentials = None
+        if registry is not None and registry.username is not None and registry.password is not None:
+            credentials = RegistryCredentials(
+                server=registry.host,
+                username=registry.username,
+                password=pulumi.Output.secret(registry.password.get_secret_value()),
+            )
+        return ExistingClusterArgs(
+            kubeconfig=config.kubeconfig,
+            context=config.context,
+            kubernetes_version=config.kubernetes_version,
+            storage_class=config.storage_class,
+            control_plane_metrics=config.control_plane_metrics,
+            registry_address=registry.address if registry is not None else None,
+            registry_credentials=credentials,
+            image_platform=config.image_platform,
+        )
+    if isinstance(config, EksClusterConfig):
+        return EksClusterArgs(**fields)
+    if isinstance(config, AksClusterConfig):
+        return AksClusterArgs(**fields)
+    assert isinstance(config, GkeClusterConfig)
+    return GkeClusterArgs(**fields)
+
+
+def monitoring_stack_args(config: StackConfig, cluster: Cluster) -> MonitoringStackArgs:
+    """The monitoring stack's args on ``cluster``, every cluster fact taken from the cluster component itself."""
+    return MonitoringStackArgs(
+        monitoring=config.monitoring,
+        alerting=config.alerting,
+        platform=cluster.kind,
+        control_plane_metrics=cluster.control_plane_metrics,
+        storage_class=cluster.default_storage_class,
+        grafana_host_port=cluster.grafana_host_port,
+    )
+
+
+def installs_metrics_server(config: StackConfig) -> bool:
+    """Whether any deployed model autoscales on a cluster that lacks metrics-server (one release serves all)."""
+    kind = config.cluster.kind
+    return any(model.autoscaling.installs_metrics_server_on(kind) for model in config.deployed_models.values())
+
+
+def metrics_server_args(cluster: Cluster) -> MetricsServerArgs:
+    return MetricsServerArgs(kubelet_insecure_tls=not cluster.facts.kubelet_certificates_signed)
+
+
+def model_image_args(cluster: Cluster) -> ModelImageArgs:
+    return ModelImageArgs(cluster=cluster)
+
+
+def observed_model_args(
+    name: str,
+    model: ModelConfig,
+    *,
+    cluster: Cluster,
+    discovery: DiscoveryContract,
+    scrape_from_namespace: pulumi.Input[str],
+    namespace: pulumi.Input[str] | None = None,
+    sample_image: pulumi.Input[str] | None = None,
+    image_pull_credentials: RegistryCredentials | None = None,
+) -> ObservedModelArgs:
+    """The args of model ``name``: its deployment (into ``namespace``, the program's ``ModelNamespace``, running
+    ``model.image`` or the stack's ``sample_image``), or its external service; its monitors and team."""
+    if model.external is not None:
+        external = model.external
+        return ObservedModelArgs(
+            name=name,
+            team=model.team,
+            service=ExternalService(
+                namespace=external.namespace,
+                selector=dict(external.selector),
+                port=external.port,
+                metrics_path=external.metrics_path,
+                workload=external.workload,
+                workload_kind=external.workload_kind,
+            ),
+            discovery=discovery,
+            monitors=model.monitors,
+        )
+    image = model.image if model.image is not None else sample_image
+    if image is None:
+        raise ValueError(f"model {name!r} runs the sample image: pass the stack's sample_image")
+    autoscaling, faults, policy = model.autoscaling, model.faults, model.network_policy
+    deployment = ModelDeploymentArgs(
+        model_name=name,
+        namespace=namespace if namespace is not None else model.namespace,
+        create_namespace=namespace is None,
+        image=image,
+        replicas=model.replicas,
+        resources=ContainerResources(
+            cpu_request=model.resources.cpu_request,
+            memory_request=model.resources.memory_request,
+            memory_limit=model.resources.memory_limit,
+            cpu_limit=model.resources.cpu_limit,
+        ),
+        scrape_from_namespace=scrape_from_namespace,
+        autoscaling=(
+            Autoscaling(max_replicas=autoscaling.max_replicas,
+                        target_cpu_utilization_percent=autoscaling.target_cpu_utilization_percent)
+            if autoscaling.enabled_on(cluster.kind) else None
+        ),
+        latency_slo_thresholds_seconds=model.monitors.latency_thresholds_seconds,
+        faults=(
+            FaultInjection(error_ratio=faults.error_ratio, extra_latency_seconds=faults.extra_latency_seconds,
+                           latency_ratio=faults.latency_ratio)
+            if faults.enabled else None
+        ),
+        log_level=model.log_level,
+        network_policy=policy.enabled,
+        client_namespaces=policy.client_namespaces,
+        client_pod_labels=dict(policy.client_pod_labels),
+        image_pull_credentials=image_pull_credentials if model.image is None else None,
+    )
+    return ObservedModelArgs(name=name, team=model.team, deployment=deployment, discovery=discovery,
+                             monitors=model.monitors)
+
+
+def model_dashboards_args(monitoring: MonitoringStack) -> ModelDashboardsArgs:
+    return ModelDashboardsArgs(namespace=monitoring.namespace, contract=monitoring.dashboards)
