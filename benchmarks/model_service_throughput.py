@@ -39,7 +39,6 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from model_service.serve import free_port
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ml-observability"
 VENVS = CACHE / "bench-venvs"
@@ -158,12 +158,6 @@ class Server:
     def series(self) -> int:
         text = httpx.get(self.metrics_url, timeout=10).text
         return sum(1 for line in text.splitlines() if line and not line.startswith("#"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def ensure_mlserver_venv(python: str) -> Path:

@@ -20,16 +20,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import httpx
+from model_service.serve import LOOPBACK
 
-LOOPBACK = "127.0.0.1"
 _PR_SET_PDEATHSIG = 1
-
-
-def free_port() -> int:
-    """A port the OS considers free on the loopback address (the caller binds it soon after)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
 def port_is_free(port: int) -> bool:

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
-import socket
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -67,16 +64,10 @@ def _parse(text: str) -> Scrape:
     return Scrape(text=text, samples=samples)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def _serving(artifact_dir: Path, thresholds: tuple[float, ...]) -> Iterator[str]:
-    import uvicorn
     from model_service.app import create_app
+    from model_service.serve import serve_in_background
     from model_service.settings import Settings
     from prometheus_client import CollectorRegistry
 
@@ -85,21 +76,8 @@ def _serving(artifact_dir: Path, thresholds: tuple[float, ...]) -> Iterator[str]
         feedback_signing_key=SIGNING_KEY,  # type: ignore[arg-type]
         latency_slo_thresholds_seconds=thresholds,
     )
-    app = create_app(settings, registry=CollectorRegistry(), load="now")
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the sample service did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve_in_background(create_app(settings, registry=CollectorRegistry(), load="now")) as url:
+        yield url
 
 
 def _in_thread(config: LoadConfig) -> LoadReport:

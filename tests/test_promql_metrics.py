@@ -119,3 +119,12 @@ def test_the_committed_chart_metric_list_is_current():
     which_or_unavailable("go", "install Go (scripts/install-tools.sh needs it too)")
     script = chart_metrics_script()
     assert script.generate() == script.OUTPUT.read_text(), "run: python scripts/chart_metrics.py"
+
+
+def test_every_cluster_series_the_monitors_name_is_one_the_chart_produces():
+    # The rules and the dashboard share these names (components/monitors/cluster_metrics.py): a chart upgrade that
+    # renamed one would leave both silently empty.
+    from components.monitors.cluster_metrics import CLUSTER_SERIES
+
+    missing = set(CLUSTER_SERIES) - chart_metrics_script().read_list()
+    assert not missing, f"not produced by the pinned chart: {sorted(missing)}"

@@ -403,25 +403,27 @@ def _validate(args: ModelDeploymentArgs) -> None:
 def _environment(args: ModelDeploymentArgs, signing_secret: pulumi.Input[str]) -> list[k8s.core.v1.EnvVarArgsDict]:
     """The service's ``MODEL_*`` settings (model-service/README.md, Configuration)."""
     env: list[k8s.core.v1.EnvVarArgsDict] = [
-        {"name": "MODEL_PORT", "value": str(MODEL_HTTP_PORT)},
+        {"name": model_contract.ENV_PORT, "value": str(MODEL_HTTP_PORT)},
         {
             "name": model_contract.ENV_LATENCY_SLO_THRESHOLDS_SECONDS,
             "value": model_contract.format_latency_thresholds(args.latency_slo_thresholds_seconds),
         },
         {
-            "name": "MODEL_FEEDBACK_SIGNING_KEY",
+            "name": model_contract.ENV_FEEDBACK_SIGNING_KEY,
             "value_from": {"secret_key_ref": {"name": signing_secret, "key": SIGNING_KEY_SECRET_KEY}},
         },
-        {"name": "MODEL_LOG_LEVEL", "value": args.log_level},
-        {"name": "MODEL_SHUTDOWN_TIMEOUT_SECONDS", "value": str(float(SHUTDOWN_TIMEOUT_SECONDS))},
+        {"name": model_contract.ENV_LOG_LEVEL, "value": args.log_level},
+        {"name": model_contract.ENV_SHUTDOWN_TIMEOUT_SECONDS, "value": str(float(SHUTDOWN_TIMEOUT_SECONDS))},
     ]
     if args.reported_name:
         env.append({"name": model_contract.ENV_MODEL_NAME, "value": args.model_name})
     if args.faults is not None:
+        faults = args.faults
         env += [
-            {"name": "MODEL_FAULT_ERROR_RATIO", "value": repr(float(args.faults.error_ratio))},
-            {"name": "MODEL_FAULT_EXTRA_LATENCY_SECONDS", "value": repr(float(args.faults.extra_latency_seconds))},
-            {"name": "MODEL_FAULT_LATENCY_RATIO", "value": repr(float(args.faults.latency_ratio))},
+            {"name": model_contract.ENV_FAULT_ERROR_RATIO, "value": repr(float(faults.error_ratio))},
+            {"name": model_contract.ENV_FAULT_EXTRA_LATENCY_SECONDS,
+             "value": repr(float(faults.extra_latency_seconds))},
+            {"name": model_contract.ENV_FAULT_LATENCY_RATIO, "value": repr(float(faults.latency_ratio))},
         ]
     return env
 

@@ -17,6 +17,13 @@ from typing import Final, Literal
 from model_service import contract
 
 from components.contracts import Severity
+from components.monitors.cluster_metrics import (
+    CONTAINER_MEMORY_WORKING_SET_BYTES,
+    KUBE_POD_CONTAINER_RESOURCE_LIMITS,
+    KUBE_POD_CONTAINER_STATUS_RESTARTS,
+    KUBE_POD_OWNER,
+    KUBE_REPLICASET_OWNER,
+)
 from components.monitors.rule_model import (
     WINDOW_LABEL,
     AlertingRule,
@@ -200,10 +207,10 @@ def accuracy_rule_group(
 def workload_pods_expr(namespace: str, workload: str, kind: WorkloadKind) -> str:
     """1 for each pod the workload owns, by (namespace, pod), from kube-state-metrics' owner series."""
     if kind == "StatefulSet":
-        owned = selector("kube_pod_owner", namespace=namespace, owner_kind="StatefulSet", owner_name=workload)
+        owned = selector(KUBE_POD_OWNER, namespace=namespace, owner_kind="StatefulSet", owner_name=workload)
         return f"max by (namespace, pod) ({owned})"
-    pods = selector("kube_pod_owner", namespace=namespace, owner_kind="ReplicaSet")
-    replicasets = selector("kube_replicaset_owner", namespace=namespace, owner_kind="Deployment", owner_name=workload)
+    pods = selector(KUBE_POD_OWNER, namespace=namespace, owner_kind="ReplicaSet")
+    replicasets = selector(KUBE_REPLICASET_OWNER, namespace=namespace, owner_kind="Deployment", owner_name=workload)
     return (
         "max by (namespace, pod) (\n"
         f'  label_replace({pods}, "replicaset", "$1", "owner_name", "(.*)")\n'
@@ -228,12 +235,12 @@ def resource_rule_group(
 ) -> RuleGroup:
     """The workload's pods, and ``ModelPodRestarting`` and ``ModelMemoryNearLimit`` on them."""
     pods = selector(WORKLOAD_PODS, **scope)
-    restarts = selector("kube_pod_container_status_restarts_total", namespace=namespace)
+    restarts = selector(KUBE_POD_CONTAINER_STATUS_RESTARTS, namespace=namespace)
     window = scale.render(RESTARTS_WINDOW)
     working_set = selector(
-        "container_memory_working_set_bytes", Matcher("container", "", "!="), namespace=namespace
+        CONTAINER_MEMORY_WORKING_SET_BYTES, Matcher("container", "", "!="), namespace=namespace
     )
-    limits = selector("kube_pod_container_resource_limits", namespace=namespace, resource="memory")
+    limits = selector(KUBE_POD_CONTAINER_RESOURCE_LIMITS, namespace=namespace, resource="memory")
     containers = by(("namespace", "pod", "container"))
     return RuleGroup(
         name=name,

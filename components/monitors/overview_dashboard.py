@@ -40,6 +40,15 @@ from grafana_foundation_sdk.models.dashboard import (
 )
 from model_service import contract
 
+from components.monitors.cluster_metrics import (
+    CONTAINER_CPU_USAGE_SECONDS,
+    CONTAINER_MEMORY_WORKING_SET_BYTES,
+    KUBE_DEPLOYMENT_SPEC_REPLICAS,
+    KUBE_DEPLOYMENT_STATUS_REPLICAS_AVAILABLE,
+    KUBE_POD_CONTAINER_RESOURCE_LIMITS,
+    KUBE_POD_CONTAINER_STATUS_RESTARTS,
+    NAMESPACE_WORKLOAD_POD,
+)
 from components.monitors.drift_rules import JS_SHORT_WINDOW, JS_THRESHOLD_SERIES, PSI_SHORT_WINDOW, PSI_THRESHOLD_SERIES
 from components.monitors.model_rules import ACCURACY_FLOOR, ACCURACY_OVER_WINDOW, MEMORY_NEAR_LIMIT
 from components.monitors.rule_model import Matcher, selector
@@ -101,7 +110,7 @@ def _latency_quantile(quantile: float) -> str:
 
 
 def _workload_replicas(metric: str) -> str:
-    owners = _in_namespace("namespace_workload_pod:kube_pod_owner:relabel", workload_type="deployment")
+    owners = _in_namespace(NAMESPACE_WORKLOAD_POD, workload_type="deployment")
     deployments = f'label_replace({_join(owners, MODEL_PODS)}, "deployment", "$1", "workload", "(.*)")'
     return (
         f"max by (deployment) ({_in_namespace(metric)} * on (namespace, deployment) group_left () "
@@ -233,10 +242,10 @@ def model_dashboard(title: str = MODEL_DASHBOARD_TITLE) -> dashboard.Dashboard:
             "threshold .*",
         ),
     ]
-    cpu = _in_namespace("container_cpu_usage_seconds_total", Matcher("container", "", "!="))
-    memory = _in_namespace("container_memory_working_set_bytes", Matcher("container", "", "!="))
-    limits = _in_namespace("kube_pod_container_resource_limits", resource="memory")
-    restarts = _in_namespace("kube_pod_container_status_restarts_total")
+    cpu = _in_namespace(CONTAINER_CPU_USAGE_SECONDS, Matcher("container", "", "!="))
+    memory = _in_namespace(CONTAINER_MEMORY_WORKING_SET_BYTES, Matcher("container", "", "!="))
+    limits = _in_namespace(KUBE_POD_CONTAINER_RESOURCE_LIMITS, resource="memory")
+    restarts = _in_namespace(KUBE_POD_CONTAINER_STATUS_RESTARTS)
     infrastructure = [
         _timeseries(
             "CPU", "CPU used by each pod of the model, in cores.", "short",
@@ -262,8 +271,8 @@ def model_dashboard(title: str = MODEL_DASHBOARD_TITLE) -> dashboard.Dashboard:
             "Replicas", "Pods serving the model per version (scraped), and the Deployment's desired and available.",
             "short",
             [(f"count by (model_version) ({_of_model(contract.MODEL_INFO.name)})", "serving {{model_version}}"),
-             (_workload_replicas("kube_deployment_spec_replicas"), "desired {{deployment}}"),
-             (_workload_replicas("kube_deployment_status_replicas_available"), "available {{deployment}}")],
+             (_workload_replicas(KUBE_DEPLOYMENT_SPEC_REPLICAS), "desired {{deployment}}"),
+             (_workload_replicas(KUBE_DEPLOYMENT_STATUS_REPLICAS_AVAILABLE), "available {{deployment}}")],
         ),
     ]
 

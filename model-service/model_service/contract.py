@@ -457,6 +457,17 @@ CONFIDENCE_BUCKETS: Final[tuple[float, ...]] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.
 SIZE_BUCKETS_BYTES: Final[tuple[float, ...]] = (256, 1024, 4096, 16384, 65536, 262144, 1048576)
 """Body-size bounds: powers of four from 256 B to the default 1 MiB body limit."""
 
+# Settings a deployment gives the service, as environment variables (``model_service.settings``: ``MODEL_``
+# and the field's name); a test checks that each names a setting.
+ENV_HOST: Final = "MODEL_HOST"
+ENV_PORT: Final = "MODEL_PORT"
+ENV_ARTIFACT_DIR: Final = "MODEL_ARTIFACT_DIR"
+ENV_FEEDBACK_SIGNING_KEY: Final = "MODEL_FEEDBACK_SIGNING_KEY"
+ENV_LOG_LEVEL: Final = "MODEL_LOG_LEVEL"
+ENV_SHUTDOWN_TIMEOUT_SECONDS: Final = "MODEL_SHUTDOWN_TIMEOUT_SECONDS"
+ENV_FAULT_ERROR_RATIO: Final = "MODEL_FAULT_ERROR_RATIO"
+ENV_FAULT_EXTRA_LATENCY_SECONDS: Final = "MODEL_FAULT_EXTRA_LATENCY_SECONDS"
+ENV_FAULT_LATENCY_RATIO: Final = "MODEL_FAULT_LATENCY_RATIO"
 NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 """What a model's name and version may be: a label value Prometheus and Kubernetes both accept."""
 ENV_MODEL_NAME: Final = "MODEL_NAME"

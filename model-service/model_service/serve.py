@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import logging
 import math
+import socket
 import sys
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 from pydantic import ValidationError
@@ -55,3 +60,36 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A port the OS considers free on ``host`` (the caller binds it soon after)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serve_in_background(app: Any, *, start_timeout: float = 20.0) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free loopback port, in a thread of this process; yield its base URL.
+
+    For tests and benchmarks that talk to the real app over HTTP without a second process; the server stops
+    when the block ends.
+    """
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host=LOOPBACK, port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_timeout
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"uvicorn did not start on {LOOPBACK}:{port} within {start_timeout} s")
+        time.sleep(0.02)
+    try:
+        yield f"http://{LOOPBACK}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
-import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
+
+from model_service.serve import serve_in_background
 
 SIGNING_KEY = "test-signing-key-0123456789"
 """Shared by the test apps, so an id issued by one test app verifies on another, as across replicas."""
@@ -46,28 +43,6 @@ def record(values: list[float] | tuple[float, ...], names: tuple[str, ...]) -> d
     return dict(zip(names, (float(v) for v in values), strict=True))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def running_server(app: Starlette) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on 127.0.0.1 in a thread; yield its base URL."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+def running_server(app: Starlette) -> AbstractContextManager[str]:
+    """Serve ``app`` with uvicorn on 127.0.0.1 in a thread; the context yields its base URL."""
+    return serve_in_background(app)

@@ -142,3 +142,12 @@ def test_readme_documents_every_metric_setting_and_constant() -> None:
     ):
         assert re.search(rf"`{constant}` \| {re.escape(str(getattr(contract, constant)))} ", README), constant
     assert f"**{contract.model_series_count(8, 3)}**" in README
+
+
+def test_every_environment_variable_of_the_contract_names_a_setting() -> None:
+    # A deployment writes these names, the service reads its settings: the two cannot part.
+    variables = {name: value for name, value in vars(contract).items() if name.startswith("ENV_")}
+    settings = {env_name(field) for field in Settings.model_fields}
+    assert len(variables) >= 10
+    assert {value for value in variables.values()} <= settings, sorted(set(variables.values()) - settings)
+    assert env_name("name") == contract.ENV_MODEL_NAME

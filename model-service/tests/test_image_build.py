@@ -23,7 +23,8 @@ from pathlib import Path
 import httpx
 import pytest
 from dockerfile import DOCKERFILE, stages
-from service_helpers import free_port
+
+from model_service.serve import free_port
 
 pytestmark = pytest.mark.image
 

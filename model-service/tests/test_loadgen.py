@@ -18,6 +18,7 @@ from model_service import contract, data
 from model_service.app import create_app
 from model_service.artifact import ArtifactMetadata
 from model_service.loadgen import EXPECTED_STATUS, MALFORMED_KINDS, DriftSpec, LoadConfig, parse_args, run
+from model_service.serve import free_port
 from model_service.settings import Settings
 
 # The service's reason for each malformed kind the generator sends.
@@ -236,7 +237,6 @@ def test_cli_runs_against_the_service(server: str) -> None:
 
 
 def test_cli_fails_when_nothing_answers() -> None:
-    from service_helpers import free_port
 
     completed = subprocess.run(
         [

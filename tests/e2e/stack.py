@@ -39,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from model_service import contract
+from model_service.serve import free_port
 
 from components.contracts import PROJECT
 from components.model.config import SAMPLE_MODEL_NAME
@@ -48,7 +50,7 @@ from components.monitors.config import ModelMonitorsConfig
 from components.monitors.rule_model import TimeScale
 from tests.e2e.receiver import RecordingReceiver
 from tests.harness import ProgramRun, load_stack_file, run_program
-from tests.processes import LOOPBACK, ManagedProcess, free_port, poll, port_is_free, wait_http_ok
+from tests.processes import LOOPBACK, ManagedProcess, poll, port_is_free, wait_http_ok
 from tests.prometheus_api import AlertmanagerApi, PrometheusApi
 from tests.tools import require_tool, tool_versions, unavailable
 from tests.traffic import Traffic
@@ -339,9 +341,9 @@ class Trio:
         env = {
             **base,
             **self.declared.container_env(),
-            "MODEL_HOST": LOOPBACK,  # the pod's IP
-            "MODEL_PORT": str(port),  # the local port that stands for the container port
-            "MODEL_ARTIFACT_DIR": str(train_artifact(self.workdir / "model")),  # where the image trains into
+            contract.ENV_HOST: LOOPBACK,  # the pod's IP
+            contract.ENV_PORT: str(port),  # the local port that stands for the container port
+            contract.ENV_ARTIFACT_DIR: str(train_artifact(self.workdir / "model")),  # where the image trains into
             "OPENBLAS_NUM_THREADS": "1",
             "OMP_NUM_THREADS": "1",
         }

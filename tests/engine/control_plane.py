@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from tests.processes import free_port
+from model_service.serve import free_port
+
 from tests.tools import require_tool
 
 if TYPE_CHECKING:
