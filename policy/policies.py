@@ -7,15 +7,18 @@ with the chart's well-known password, a monitor Prometheus silently ignores, or 
 
 Importable without starting anything: ``PolicyPack``'s constructor serves forever, so it is built only in
 this folder's ``__main__.py``; tests call each policy's ``validate`` directly.
+
+The pack stands on its own (``pulumi policy publish`` ships this folder alone, with ``requirements.txt``), so
+it imports nothing of the program: the few names it shares with it (the project's config namespace, the
+``release`` label the chart's Prometheus selects monitors by, the default release name) are written here, and
+``tests/test_policies.py`` checks each against the program's own definition.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -27,15 +30,13 @@ from pulumi_policy import (
     ResourceValidationPolicy,
 )
 
-try:
-    from components import contracts
-except ModuleNotFoundError:  # the pack runs in a virtualenv without the project installed: use its checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from components import contracts
-from components.monitoring.config import MonitoringConfig
-from components.monitoring.values import discovery_contract
-
 PACK_NAME = "ml-observability"
+PROJECT = "ml-observability"
+"""The program's project name: the namespace of its config keys (``ml-observability:monitoring``)."""
+RELEASE_LABEL = "release"
+"""The label kube-prometheus-stack's Prometheus selects monitors and rules by, valued with the release's name."""
+DEFAULT_RELEASE_NAME = "kube-prometheus-stack"
+"""The program's release name when the stack sets no ``monitoring.releaseName``."""
 
 # Pod-bearing kinds and where their pod spec sits: the chart's own pods are hidden inside the Helm release,
 # but every workload the program declares itself is one of these.
@@ -67,16 +68,13 @@ CLOUD_CLUSTER_TYPES = (
 EXACT_VERSION = re.compile(r"^v?[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
 
 
-DEFAULT_RELEASE_NAME: str = MonitoringConfig.model_fields["release_name"].default
-
-
 def stack_release_name() -> str | None:
     """The stack's ``monitoring.releaseName``, when the engine passed the stack's config to the pack.
 
     The CLI hands a policy pack the stack's configuration in ``PULUMI_CONFIG`` (``constructEnv`` in pulumi's
     analyzer plugin), which pulumi-policy loads into the runtime's config.
     """
-    raw = pulumi.runtime.get_config(f"{contracts.PROJECT}:monitoring")
+    raw = pulumi.runtime.get_config(f"{PROJECT}:monitoring")
     try:
         monitoring = json.loads(raw) if raw else None
     except ValueError:
@@ -86,12 +84,9 @@ def stack_release_name() -> str | None:
 
 
 def discovery_labels(release_name: str | None = None) -> dict[str, str]:
-    """The labels Prometheus selects monitors and rules by for a release: the monitoring stack's own contract.
-
-    Derived from the contract the program builds its Prometheus selectors from, never retyped, so the policy
-    and the selectors cannot disagree.
-    """
-    return dict(discovery_contract(release_name or stack_release_name() or DEFAULT_RELEASE_NAME).labels)
+    """The labels Prometheus selects monitors and rules by for a release (the program's discovery contract, which
+    a test compares with this)."""
+    return {RELEASE_LABEL: release_name or stack_release_name() or DEFAULT_RELEASE_NAME}
 
 
 # -------------------------------------------------------------------------------------------------------------
@@ -319,7 +314,7 @@ def _validate_cluster_protected(args: ResourceValidationArgs, report: ReportViol
     if not args.opts.protect:
         report(
             f"{describe(args)} is not protected, so `pulumi destroy` or a replacement deletes it at once. Set "
-            f"{contracts.PROJECT}:cluster.protect: true in the stack file (the default), or pass "
+            f"{PROJECT}:cluster.protect: true in the stack file (the default), or pass "
             "ResourceOptions(protect=True); unprotect deliberately before deleting a cluster.",
             None,
         )

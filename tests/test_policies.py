@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -271,11 +272,53 @@ def no_stack_config():
     pulumi.runtime.set_all_config({}, [])
 
 
-def test_discovery_labels_come_from_the_monitoring_stacks_contract(no_stack_config: None):
+def test_the_names_the_pack_shares_with_the_program_are_the_programs(no_stack_config: None):
+    # The pack carries its own copy of these (it is published alone); they must stay what the program uses.
+    from components.contracts import PROJECT
+    from components.monitoring.config import MonitoringConfig
     from components.monitoring.values import discovery_contract
 
-    default = policies.DEFAULT_RELEASE_NAME
-    assert policies.discovery_labels() == dict(discovery_contract(default).labels) == {"release": default}
+    default = MonitoringConfig().release_name
+    assert default == policies.DEFAULT_RELEASE_NAME
+    assert policies.PROJECT == PROJECT
+    assert policies.discovery_labels() == dict(discovery_contract(default).labels)
+    assert policies.discovery_labels("kps") == dict(discovery_contract("kps").labels)
+
+
+def test_the_pack_runs_from_its_own_folder_alone(tmp_path: Path):
+    # What `pulumi policy publish` ships: this folder, nothing of the program beside it. Its policies load from a
+    # copy elsewhere, with only its requirements importable, and its requirements name what it imports.
+    import ast
+    import shutil
+    import subprocess
+    import sys
+
+    copy = tmp_path / "pack"
+    shutil.copytree(ROOT / "policy", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    # The project's virtualenv installs the program in editable mode: hide it (path entries and import hooks), and
+    # prove it is hidden, before the pack is imported.
+    probe = f"""
+import importlib.util, sys
+root = {str(ROOT)!r}
+sys.path[:] = [p for p in sys.path if "site-packages" in p or not p.startswith(root)]
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
+assert importlib.util.find_spec("components") is None, "the program is still importable"
+import policies
+print(len(policies.build_policies()))
+"""
+    result = subprocess.run([sys.executable, "-c", probe], cwd=copy, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout.strip()) >= 7
+    trees = [ast.parse(path.read_text()) for path in copy.glob("*.py")]
+    imported = {alias.name.split(".")[0] for tree in trees for node in ast.walk(tree)
+                if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module.split(".")[0] for tree in trees for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
+    required = {line.split("==")[0].replace("-", "_") for line in (copy / "requirements.txt").read_text().splitlines()
+                if line and not line.startswith("#")}
+    third_party = imported - set(sys.stdlib_module_names) - {"policies", "__future__"}
+    assert third_party <= required, f"imported but not in requirements.txt: {sorted(third_party - required)}"
+    assert "components" not in imported
 
 
 @pytest.mark.parametrize("typ", [SERVICE_MONITOR, PROMETHEUS_RULE])
