@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import ProgramRun, run_program, stack_files, stack_name
+from tests.harness import ProgramRun, run_program, stack_files_under_test, stack_name
 
 _RUNS: dict[Path, ProgramRun] = {}
 
@@ -18,7 +18,7 @@ def program_run(stack_file: Path) -> ProgramRun:
     return _RUNS[stack_file]
 
 
-@pytest.fixture(params=stack_files(), ids=stack_name)
+@pytest.fixture(params=stack_files_under_test(), ids=stack_name)
 def stack_run(request: pytest.FixtureRequest) -> ProgramRun:
-    """The recorded graph of the program for each real stack file in ``stacks/``."""
+    """The recorded graph of the program for each real stack file in ``stacks/``, and for the fleet's."""
     return program_run(request.param)

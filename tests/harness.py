@@ -48,6 +48,19 @@ def stack_files() -> list[Path]:
     return sorted(STACKS_DIR.glob("Pulumi.*.yaml"))
 
 
+FLEET_STACK = ROOT / "tests" / "fixtures" / "Pulumi.fleet.yaml"
+"""A stack of three models (two deployed, one external) owned by two teams, with receivers for both: the
+per-stack tests run on it as on the real stack files, so that nothing assumes one model."""
+SECRET_TEST_VALUE = "https://secret.test.invalid/value"
+"""What a value set with --secret reads as under the harness (which cannot decrypt it): a URL, so that it fits
+webhook URLs as well as keys and passwords."""
+
+
+def stack_files_under_test() -> list[Path]:
+    """The real stack files and the fleet's."""
+    return [*stack_files(), FLEET_STACK]
+
+
 def stack_name(stack_file: Path) -> str:
     return stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml")
 
@@ -74,7 +87,7 @@ def load_stack_file(stack_file: Path) -> tuple[dict[str, str], list[str]]:
 def _replace_secure(value: Any) -> tuple[Any, bool]:
     if isinstance(value, dict):
         if set(value) == {"secure"}:
-            return "test-secret-value", True
+            return SECRET_TEST_VALUE, True
         pairs = {k: _replace_secure(v) for k, v in value.items()}
         return {k: v for k, (v, _) in pairs.items()}, any(s for _, s in pairs.values())
     if isinstance(value, list):

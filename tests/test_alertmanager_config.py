@@ -1,8 +1,9 @@
-"""Alertmanager's configuration: valid for the Alertmanager the chart deploys, and routed by severity.
+"""Alertmanager's configuration: valid for the Alertmanager the chart deploys, and routed by team and severity.
 
 ``amtool`` of the deployed version (v0.34.0) checks the configuration each stack gives the Release, and
-``amtool config routes test`` proves where each severity goes: ``critical`` pages, ``warning`` reaches Slack and
-the webhook, ``info``, unlabelled alerts and the chart's Watchdog reach nobody.
+``amtool config routes test`` proves where each alert goes: a team's models' alerts to that team's receivers
+(the platform's where the team has none for a severity); for the others, ``critical`` pages, ``warning`` reaches
+Slack and the webhook, ``info``, unlabelled alerts and the chart's Watchdog reach nobody.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from components.monitoring.alertmanager import (
 from components.monitoring.config import AlertingConfig
 from tests.chart_render import TEST_CREDENTIALS, every_option_run, monitoring_release, release_values
 from tests.conftest import program_run
-from tests.harness import ProgramRun, Registration, stack_files, stack_name
+from tests.harness import FLEET_STACK, ProgramRun, Registration, stack_files_under_test, stack_name
 from tests.tools import require_tool
 
 SECRET_TYPE = "kubernetes:core/v1:Secret"
@@ -83,7 +84,7 @@ def configured_in(secret: Registration) -> set[str]:
     return {str(r) for r in Receiver if r.secret_key in keys}
 
 
-RUNS = {f"stack-{stack_name(f)}": (lambda f=f: program_run(f)) for f in stack_files()} | {
+RUNS = {f"stack-{stack_name(f)}": (lambda f=f: program_run(f)) for f in stack_files_under_test()} | {
     "every-receiver": lambda: every_option_run("eks")
 }
 
@@ -105,6 +106,36 @@ def test_release_config_passes_amtool_and_routes_each_severity(case: str, tmp_pa
     assert routed_to(config_file, alertname="Watchdog", severity="none") == ["null"]
     assert routed_to(config_file, alertname="Watchdog", severity="critical") == ["null"]
     assert routed_to(config_file, alertname="InfoInhibitor", severity="none") == ["null"]
+
+
+@pytest.mark.parametrize(
+    ("team", "severity", "receivers"),
+    [
+        # growth has Slack only: its pages fall back to its own chat, as the platform's do without a pager.
+        ("growth", "warning", ["growth-slack"]),
+        ("growth", "critical", ["growth-slack"]),
+        ("growth", "info", ["null"]),
+        # fraud has a pager and a webhook.
+        ("fraud", "critical", ["fraud-pagerduty"]),
+        ("fraud", "warning", ["fraud-webhook"]),
+        # No team, or one that alerting.teams does not name: the platform's (a pager, no chat).
+        (None, "critical", ["pagerduty"]),
+        (None, "warning", ["null"]),
+        ("unknown-team", "critical", ["pagerduty"]),
+    ],
+)
+def test_each_teams_alerts_reach_its_receivers(team: str | None, severity: str, receivers: list[str],
+                                               tmp_path: Path):
+    run = program_run(FLEET_STACK)
+    config = release_values(monitoring_release(run))["alertmanager"]["config"]
+    check_config(config, tmp_path)
+    labels = {"alertname": "ModelFeatureDrift", "namespace": "models", "severity": severity}
+    if team is not None:
+        labels["team"] = team
+    assert routed_to(tmp_path / "alertmanager.yaml", **labels) == receivers
+    secret_keys = set(secret_data(receivers_secret(run)))
+    assert secret_keys == {"pagerduty-routing-key", "growth-slack-webhook-url", "fraud-pagerduty-routing-key",
+                           "fraud-webhook-url"}, "each team's credentials in the Secret Alertmanager mounts"
 
 
 @pytest.mark.parametrize(

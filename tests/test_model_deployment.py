@@ -1,6 +1,7 @@
 """The models on every environment's cluster: their image, their objects, and the contracts between them.
 
-The whole program runs under mocks once per stack file (``stack_run``), and a few variations of a stack's
+The whole program runs under mocks once per stack file, and the tests of one model run for every model each stack
+deploys (``model``: the sample on the real stack files, two models on the fleet's); a few variations of a stack's
 ``models`` section run it again. Assertions are made on the recorded graph after the run: the Service must
 select the Deployment's pods and name its port, the NetworkPolicy must admit the monitoring namespace's
 Prometheus, every object must pass the schema of the cluster's Kubernetes version.
@@ -19,6 +20,9 @@ import pytest
 from model_service import contract as model_contract
 
 from components.clusters.metrics_server import METRICS_SERVER_CHART_VERSION
+from components.config.loader import validate_settings
+from components.config.source import RawSetting
+from components.config.stack import StackConfig
 from components.contracts import MODEL_HTTP_PORT, MODEL_HTTP_PORT_NAME, PROJECT, PROMETHEUS_POD_LABELS
 from components.model.config import SAMPLE_MODEL_NAME, ModelConfig
 from components.model.deployment import (
@@ -37,7 +41,16 @@ from components.model.image import (
     source_files,
     source_hash,
 )
-from tests.harness import ProgramRun, Registration, load_stack_file, run_with_config, stack_files
+from tests.conftest import program_run
+from tests.harness import (
+    ProgramRun,
+    Registration,
+    load_stack_file,
+    run_with_config,
+    stack_files,
+    stack_files_under_test,
+    stack_name,
+)
 from tests.k8s_validation import builtin_errors, selector_matches
 
 DEPLOYMENT = "mlobs:model:ModelDeployment"
@@ -71,6 +84,9 @@ def plain(value: Any) -> Any:
 
 class ModelObjects:
     """The objects the ModelDeployment of one model declared, by kind, and the namespace the program made for it."""
+
+    config: ModelConfig
+    """The model's section of the stack file, as the program read it."""
 
     def __init__(self, run: ProgramRun, name: str = SAMPLE_MODEL_NAME) -> None:
         self.run = run
@@ -109,9 +125,27 @@ def kind_of(run: ProgramRun) -> str:
     return str(run.outputs["clusterKind"])
 
 
-@pytest.fixture
-def model(stack_run: ProgramRun) -> ModelObjects:
-    return ModelObjects(stack_run)
+def stack_config(stack_file: Path) -> StackConfig:
+    """The stack file's configuration, validated as the program reads it."""
+    config, secret_keys = load_stack_file(stack_file)
+    settings = {key.split(":", 1)[1]: RawSetting(json.loads(value) if value[:1] in "{[" else value,
+                                                 key in secret_keys)
+                for key, value in config.items() if key.startswith(f"{PROJECT}:")}
+    return validate_settings(settings, stack=stack_name(stack_file))
+
+
+def deployed_models() -> list[tuple[Path, str]]:
+    """Every (stack file, model) a stack deploys."""
+    return [(stack_file, name) for stack_file in stack_files_under_test()
+            for name in stack_config(stack_file).deployed_models]
+
+
+@pytest.fixture(params=deployed_models(), ids=lambda case: f"{stack_name(case[0])}-{case[1]}")
+def model(request: pytest.FixtureRequest) -> ModelObjects:
+    stack_file, name = request.param
+    objects = ModelObjects(program_run(stack_file), name)
+    objects.config = stack_config(stack_file).models[name]
+    return objects
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -120,7 +154,7 @@ def model(stack_run: ProgramRun) -> ModelObjects:
 
 
 def test_the_component_owns_the_models_objects(model: ModelObjects):
-    assert model.component.name == f"{SAMPLE_MODEL_NAME}-model"
+    assert model.component.name == f"{model.name}-model"
     assert model.run.by_urn(model.component.parent).typ == OBSERVED
     kinds = sorted(r.typ.rsplit(":", 1)[1] for r in model.children if r.typ.startswith("kubernetes:"))
     expected = ["Deployment", "NetworkPolicy", "PodDisruptionBudget", "Secret", "Service", "ServiceAccount"]
@@ -146,7 +180,8 @@ def test_every_object_passes_the_clusters_kubernetes_schema(model: ModelObjects)
     assert schema_problems(model) == []
 
 
-def test_the_schema_check_catches_a_broken_object(stack_run: ProgramRun, model: ModelObjects):
+def test_the_schema_check_catches_a_broken_object(model: ModelObjects):
+    stack_run = model.run
     """The validation above can fail: a misspelt field of the Deployment is reported."""
     deployment = model.one("Deployment")
     deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGett"] = {"path": "/readyz"}
@@ -176,37 +211,35 @@ def test_the_pdb_netpol_and_hpa_act_on_the_deployments_pods(model: ModelObjects)
         assert (target["kind"], target["name"]) == ("Deployment", model.one("Deployment")["metadata"]["name"])
 
 
-def test_the_outputs_are_what_the_monitors_select_by(stack_run: ProgramRun, model: ModelObjects):
+def test_the_outputs_are_what_the_monitors_select_by(model: ModelObjects):
     service = model.one("Service")
     namespace = service["metadata"]["namespace"]
     assert model.namespace["metadata"]["name"] == namespace
     assert model.outputs["url"] == f"http://{service['metadata']['name']}.{namespace}.svc:{MODEL_HTTP_PORT}"
-    assert service["metadata"]["name"] == SAMPLE_MODEL_NAME
+    assert service["metadata"]["name"] == model.name
     assert selector_matches({"matchLabels": service["spec"]["selector"]}, service["metadata"]["labels"]), (
         "a ServiceMonitor selects the Service by the pods' selector labels: the Service must carry them"
     )
 
 
-def test_service_monitors_name_a_port_of_the_service_they_select(stack_run: ProgramRun, model: ModelObjects):
+def test_the_models_service_monitor_selects_its_service_and_names_its_port(model: ModelObjects):
     service = model.one("Service")
-    namespace = service["metadata"]["namespace"]
-    monitors = [
-        plain(r.inputs)
-        for r in stack_run.by_type("kubernetes:monitoring.coreos.com/v1:ServiceMonitor")
-        if namespace in (plain(r.inputs)["spec"].get("namespaceSelector") or {}).get("matchNames", [])
-        or plain(r.inputs)["metadata"].get("namespace") == namespace
-    ]
-    if not monitors:
-        pytest.skip("the program declares no ServiceMonitor for the model's namespace yet")
-    port_names = {p["name"] for p in service["spec"]["ports"]}
-    for monitor in monitors:
-        assert selector_matches(monitor["spec"]["selector"], service["metadata"]["labels"])
-        for endpoint in monitor["spec"]["endpoints"]:
-            assert endpoint["port"] in port_names
+    [monitor] = [plain(r.inputs) for r in model.run.by_type("kubernetes:monitoring.coreos.com/v1:ServiceMonitor")
+                 if plain(r.inputs)["metadata"]["name"] == model.name]
+    assert monitor["metadata"]["namespace"] == service["metadata"]["namespace"]
+    assert selector_matches(monitor["spec"]["selector"], service["metadata"]["labels"])
+    [endpoint] = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+    others = [plain(r.inputs) for r in model.run.by_type("kubernetes:core/v1:Service")
+              if plain(r.inputs)["metadata"]["namespace"] == service["metadata"]["namespace"]
+              and plain(r.inputs)["metadata"]["name"] != service["metadata"]["name"]]
+    assert not [o for o in others if selector_matches(monitor["spec"]["selector"], o["metadata"]["labels"])], (
+        "the monitor must select its model's Service only"
+    )
 
 
-def test_the_network_policy_admits_prometheus_from_the_monitoring_namespace(stack_run: ProgramRun,
-                                                                           model: ModelObjects):
+def test_the_network_policy_admits_prometheus_from_the_monitoring_namespace(model: ModelObjects):
+    stack_run = model.run
     [rule, *client_rules] = model.one("NetworkPolicy")["spec"]["ingress"]
     assert client_rules == [], "the stack files name no client namespaces"
     [peer] = rule["from"]
@@ -254,9 +287,9 @@ def test_probes_resources_and_rollout(model: ModelObjects):
 def test_the_service_gets_the_monitors_slo_thresholds_and_a_shared_signing_key(model: ModelObjects):
     env = model.env()
     thresholds = env[model_contract.ENV_LATENCY_SLO_THRESHOLDS_SECONDS]
-    monitored = ModelConfig().monitors.latency_thresholds_seconds  # the stack files keep the monitors' defaults
+    monitored = model.config.monitors.latency_thresholds_seconds
     assert thresholds == model_contract.format_latency_thresholds(monitored)
-    assert env[model_contract.ENV_MODEL_NAME] == SAMPLE_MODEL_NAME, "the service reports the model's name"
+    assert env[model_contract.ENV_MODEL_NAME] == model.name, "the service reports the model's name"
     key_ref = env["MODEL_FEEDBACK_SIGNING_KEY"]["secretKeyRef"]
     [secret] = model.all("Secret")
     assert key_ref == {"name": secret["metadata"]["name"], "key": SIGNING_KEY_SECRET_KEY}
@@ -267,18 +300,20 @@ def test_the_service_gets_the_monitors_slo_thresholds_and_a_shared_signing_key(m
     assert not any(e["name"].startswith("MODEL_FAULT_") for e in model.container["env"]), "faults are off by default"
 
 
-def test_autoscaling_and_metrics_server_per_environment(stack_run: ProgramRun, model: ModelObjects):
+def test_autoscaling_and_metrics_server_per_environment(model: ModelObjects):
+    stack_run = model.run
     kind = kind_of(stack_run)
     hpas = model.all("HorizontalPodAutoscaler")
     deployment_spec = model.one("Deployment")["spec"]
     if kind in KINDS_WITH_HPA:
         [hpa] = hpas
         assert "replicas" not in deployment_spec, "the HPA owns the replica count"
-        assert hpa["spec"]["minReplicas"] == 2 and hpa["spec"]["maxReplicas"] == 4
+        assert hpa["spec"]["minReplicas"] == model.config.replicas
+        assert hpa["spec"]["maxReplicas"] == model.config.autoscaling.max_replicas
         assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
     else:
         assert hpas == []
-        assert deployment_spec["replicas"] == 2
+        assert deployment_spec["replicas"] == model.config.replicas
     releases = [r for r in stack_run.by_type("kubernetes:helm.sh/v3:Release") if r.inputs["chart"] == "metrics-server"]
     if kind in KINDS_INSTALLING_METRICS_SERVER:
         [release] = releases
@@ -297,8 +332,12 @@ def test_no_object_skips_the_readiness_wait(model: ModelObjects):
         assert "pulumi.com/skipAwait" not in annotations, f"{registration.typ} {registration.name}"
 
 
-def test_the_image_reaches_the_cluster_of_each_environment(stack_run: ProgramRun, model: ModelObjects):
+def test_the_image_reaches_the_cluster_of_each_environment(model: ModelObjects):
+    stack_run = model.run
     kind = kind_of(stack_run)
+    if model.config.image is not None:
+        assert model.container["image"] == model.outputs["image"] == model.config.image, "a given image runs as is"
+        return
     image = stack_run.one(IMAGE)
     children = stack_run.children_of(image.urn)
     tag = image_tag()

@@ -7,37 +7,68 @@ rules watch the model's Deployment; the dashboard ConfigMap carries the sidecar'
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import program_run
 from tests.harness import ProgramRun, Registration
 
 SERVICE_MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
 PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
 
 
-def _one_named(run: ProgramRun, typ: str, name_suffix: str) -> Registration:
-    found = [r for r in run.by_type(typ) if r.name.endswith(name_suffix)]
-    assert len(found) == 1, f"expected one {typ} named *{name_suffix}, found {[r.name for r in found]}"
-    return found[0]
+def monitors_of(run: ProgramRun) -> dict[str, tuple[Registration, Registration]]:
+    """Each model's ServiceMonitor and PrometheusRule, by the model's name (the monitor's name)."""
+    rules = {r.inputs["metadata"]["name"].removesuffix("-rules"): r for r in run.by_type(PROMETHEUS_RULE)}
+    return {r.inputs["metadata"]["name"]: (r, rules[r.inputs["metadata"]["name"]])
+            for r in run.by_type(SERVICE_MONITOR)}
 
 
-def test_service_monitor_selects_the_model_service_and_names_its_port(stack_run: ProgramRun):
+def test_every_model_has_its_monitors(stack_run: ProgramRun):
+    assert sorted(monitors_of(stack_run)) == sorted(stack_run.outputs["models"])
+
+
+def test_a_deployed_models_service_monitor_selects_its_service_and_its_rules_its_deployment(stack_run: ProgramRun):
     from tests.k8s_validation import selector_matches
 
-    monitor = stack_run.one(SERVICE_MONITOR)
-    service = _one_named(stack_run, "kubernetes:core/v1:Service", "-service")
-    assert monitor.inputs["metadata"]["namespace"] == service.inputs["metadata"]["namespace"]
-    assert selector_matches(monitor.inputs["spec"]["selector"], service.inputs["metadata"]["labels"])
-    ports = {port.get("name") for port in service.inputs["spec"]["ports"]}
-    assert monitor.inputs["spec"]["endpoints"][0]["port"] in ports
-    deployment = stack_run.one("kubernetes:apps/v1:Deployment")
-    rules = str(stack_run.one(PROMETHEUS_RULE).inputs["spec"])
-    assert f'owner_name="{deployment.inputs["metadata"]["name"]}"' in rules
+    services = {r.inputs["metadata"]["name"]: r for r in stack_run.by_type("kubernetes:core/v1:Service")}
+    deployments = {r.inputs["metadata"]["name"]: r for r in stack_run.by_type("kubernetes:apps/v1:Deployment")}
+    checked = 0
+    for name, (monitor, rule) in monitors_of(stack_run).items():
+        if name not in deployments:
+            continue  # an external model: its Service is not the program's
+        service = services[name]
+        assert monitor.inputs["metadata"]["namespace"] == service.inputs["metadata"]["namespace"]
+        assert selector_matches(monitor.inputs["spec"]["selector"], service.inputs["metadata"]["labels"])
+        ports = {port.get("name") for port in service.inputs["spec"]["ports"]}
+        assert monitor.inputs["spec"]["endpoints"][0]["port"] in ports
+        assert f'owner_name="{deployments[name].inputs["metadata"]["name"]}"' in str(rule.inputs["spec"])
+        checked += 1
+    assert checked == len(deployments) >= 1
+
+
+def test_an_external_models_monitors_watch_the_service_its_config_names():
+    import json
+
+    from tests.harness import FLEET_STACK, load_stack_file
+
+    config, _ = load_stack_file(FLEET_STACK)
+    [(name, model)] = [(n, m) for n, m in json.loads(config["ml-observability:models"]).items() if "external" in m]
+    external = model["external"]
+    monitor, rule = monitors_of(program_run(FLEET_STACK))[name]
+    assert monitor.inputs["metadata"]["namespace"] == external["namespace"]
+    assert monitor.inputs["spec"]["selector"] == {"matchLabels": external["selector"]}
+    assert monitor.inputs["spec"]["endpoints"][0]["port"] == external["port"]
+    assert f'owner_name="{external["workload"]}"' in str(rule.inputs["spec"])
 
 
 def test_monitors_carry_the_labels_the_monitoring_stack_exports(stack_run: ProgramRun):
     exported = stack_run.outputs["monitorLabels"]
-    for typ in (SERVICE_MONITOR, PROMETHEUS_RULE):
-        labels = stack_run.one(typ).inputs["metadata"]["labels"]
-        assert {k: labels.get(k) for k in exported} == exported
+    for pair in monitors_of(stack_run).values():
+        for registration in pair:
+            labels = registration.inputs["metadata"]["labels"]
+            assert {k: labels.get(k) for k in exported} == exported
 
 
 def test_the_rendered_prometheus_selects_the_monitors(stack_run: ProgramRun):
@@ -49,23 +80,35 @@ def test_the_rendered_prometheus_selects_the_monitors(stack_run: ProgramRun):
     spec = prometheus["spec"]
     namespaces = {r.inputs["metadata"]["name"]: r.inputs["metadata"].get("labels", {})
                   for r in stack_run.by_type("kubernetes:core/v1:Namespace")}
-    for typ, selector_key, namespace_key in (
-        (SERVICE_MONITOR, "serviceMonitorSelector", "serviceMonitorNamespaceSelector"),
-        (PROMETHEUS_RULE, "ruleSelector", "ruleNamespaceSelector"),
-    ):
-        metadata = stack_run.one(typ).inputs["metadata"]
-        assert selector_matches(spec.get(selector_key), metadata["labels"]), f"{selector_key} misses {typ}"
-        assert namespace_selected(
-            spec.get(namespace_key), metadata["namespace"], prometheus_namespace=rendered.namespace,
-            namespace_labels=namespaces.get(metadata["namespace"], {}),
-        ), f"{namespace_key} misses {metadata['namespace']}"
+    for monitor, rule in monitors_of(stack_run).values():
+        for registration, selector_key, namespace_key in (
+            (monitor, "serviceMonitorSelector", "serviceMonitorNamespaceSelector"),
+            (rule, "ruleSelector", "ruleNamespaceSelector"),
+        ):
+            metadata = registration.inputs["metadata"]
+            assert selector_matches(spec.get(selector_key), metadata["labels"]), f"{selector_key} misses {metadata}"
+            assert namespace_selected(
+                spec.get(namespace_key), metadata["namespace"], prometheus_namespace=rendered.namespace,
+                namespace_labels=namespaces.get(metadata["namespace"], {}),
+            ), f"{namespace_key} misses {metadata['namespace']}"
 
 
 def test_monitors_pass_their_crd_schemas_in_every_stack(stack_run: ProgramRun):
     from tests.k8s_validation import custom_resource_errors
 
-    for typ in (SERVICE_MONITOR, PROMETHEUS_RULE):
-        assert custom_resource_errors(stack_run.one(typ).inputs, strict=True) == []
+    for pair in monitors_of(stack_run).values():
+        for registration in pair:
+            assert custom_resource_errors(registration.inputs, strict=True) == []
+
+
+def test_every_alert_carries_its_models_team_and_name(stack_run: ProgramRun):
+    from components.contracts import MODEL_LABEL, TEAM_LABEL
+
+    for name, (_, rule) in monitors_of(stack_run).items():
+        teams = {r["labels"].get(TEAM_LABEL) for g in rule.inputs["spec"]["groups"] for r in g["rules"] if "alert" in r}
+        models = {r["labels"][MODEL_LABEL] for g in rule.inputs["spec"]["groups"] for r in g["rules"] if "alert" in r}
+        assert models == {name}
+        assert len(teams) == 1, f"{name}: one team for all its alerts, got {teams}"
 
 
 def test_the_program_exports_the_alert_names_and_the_dashboard(stack_run: ProgramRun):
@@ -99,3 +142,14 @@ def test_the_dashboard_configmap_is_where_grafanas_sidecar_looks(stack_run: Prog
     assert searched == "ALL" or metadata["namespace"] in (searched or rendered.namespace).split(","), (
         f"the sidecar searches {searched or rendered.namespace}, the ConfigMap is in {metadata['namespace']}"
     )
+
+
+@pytest.mark.tools
+def test_every_models_rules_pass_promtool(stack_run: ProgramRun, tmp_path: Path):
+    from components.monitors.rule_model import dump_yaml
+    from tests.rule_testing import check_rules
+
+    for name, (_, rule) in monitors_of(stack_run).items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(dump_yaml(rule.inputs["spec"]))
+        check_rules(path)

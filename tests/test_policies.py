@@ -28,7 +28,7 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown
 
 from components.contracts import PROJECT
 from policy import policies
-from tests.harness import ROOT, ProgramRun, Registration, load_stack_file, stack_files, stack_name
+from tests.harness import ROOT, ProgramRun, Registration, load_stack_file, stack_files_under_test, stack_name
 
 POLICIES = {policy.name: policy for policy in policies.build_policies()}
 NOT_APPLICABLE = "not applicable"
@@ -399,7 +399,7 @@ def registration_args(registration: Registration) -> ResourceValidationArgs:
 
 
 def test_every_real_stack_passes_every_policy(stack_run: ProgramRun):
-    stack_file = next(f for f in stack_files() if stack_name(f) == stack_run.stack)
+    stack_file = next(f for f in stack_files_under_test() if stack_name(f) == stack_run.stack)
     config, secret_keys = load_stack_file(stack_file)
     pulumi.runtime.set_all_config(config, secret_keys)
     judged: dict[str, int] = dict.fromkeys(POLICIES, 0)
