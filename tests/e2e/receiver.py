@@ -1,7 +1,8 @@
 """One local HTTP server that stands in for PagerDuty, Slack and a webhook, and records what each receives.
 
-Alertmanager's receivers are pointed at ``/pagerduty``, ``/slack`` and ``/webhook`` of this server through the
-alerting component's endpoint overrides, so each route of the configuration is observed separately. Each
+Alertmanager's receivers are pointed at ``/<receiver name>`` of this server (``/pagerduty``, ``/slack``,
+``/webhook``, or a team's ``/fraud-slack``) through the alerting component's endpoint overrides, so each route
+of the configuration is observed separately; a receiver's kind is the last word of its name. Each
 notification is parsed into the alerts it carries, from the payload each integration really sends:
 
 * the webhook's JSON holds every alert with its labels and status;
@@ -27,7 +28,15 @@ from typing import Any
 
 from tests.processes import LOOPBACK, poll, port_is_free
 
-PATHS = {"pagerduty": "/pagerduty", "slack": "/slack", "webhook": "/webhook"}
+KINDS = ("pagerduty", "slack", "webhook")
+
+
+def receiver_kind(receiver: str) -> str:
+    """``pagerduty``, ``slack`` or ``webhook``: what a receiver named ``slack`` or ``fraud-slack`` integrates."""
+    kind = receiver.rsplit("-", 1)[-1]
+    if kind not in KINDS:
+        raise ValueError(f"receiver {receiver!r} names no integration ({', '.join(KINDS)})")
+    return kind
 
 
 @dataclass(frozen=True)
@@ -115,9 +124,10 @@ class RecordingReceiver:
                 length = int(self.headers.get("Content-Length", "0"))
                 raw = self.rfile.read(length)
                 receiver._record(self.path, raw)
-                if self.path == PATHS["slack"]:
+                kind = receiver_kind(self.path.lstrip("/"))
+                if kind == "slack":
                     self._answer(200, b"ok", "text/plain")
-                elif self.path == PATHS["pagerduty"]:
+                elif kind == "pagerduty":
                     self._answer(202, b'{"status":"success","message":"Event processed"}', "application/json")
                 else:
                     self._answer(200, b"{}", "application/json")
@@ -138,19 +148,19 @@ class RecordingReceiver:
         self._thread = threading.Thread(target=self._server.serve_forever, name="receiver", daemon=True)
 
     def url(self, receiver: str) -> str:
-        return f"http://{LOOPBACK}:{self.port}{PATHS[receiver]}"
+        receiver_kind(receiver)
+        return f"http://{LOOPBACK}:{self.port}/{receiver}"
 
     def _record(self, path: str, raw: bytes) -> None:
         """Parse and keep one notification; anything unparseable is kept as an error the tests assert on."""
         received = time.time()
-        receiver = {v: k for k, v in PATHS.items()}.get(path)
+        receiver = path.lstrip("/")
         try:
-            if receiver is None:
-                raise ValueError(f"unexpected path {path}")
+            kind = receiver_kind(receiver)
             body = json.loads(raw)
-            if receiver == "pagerduty":
+            if kind == "pagerduty":
                 status, alerts = _parse_pagerduty(body)
-            elif receiver == "slack":
+            elif kind == "slack":
                 status, alerts = _parse_slack(body, self.group_by)
             else:
                 status, alerts = _parse_webhook(body)
@@ -178,7 +188,7 @@ class RecordingReceiver:
     def describe(self, since: float = 0.0) -> str:
         """Every notification since ``since``, one line each, for failure messages."""
         lines = [
-            f"  {n.receiver:9} {n.status:8} {sorted((a.name, a.status) for a in n.alerts)}"
+            f"  {n.receiver:16} {n.status:8} {sorted((a.name, a.status) for a in n.alerts)}"
             for n in self.notifications(since=since)
         ]
         return "received:\n" + ("\n".join(lines) if lines else "  (nothing)")
