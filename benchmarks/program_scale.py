@@ -54,6 +54,28 @@ def fleet(count: int) -> dict[str, object]:
     return {"models": models, "alerting": {"teams": {team: {} for team in TEAMS}}}
 
 
+_FLOOR = """
+import json, resource, sys, time
+sys.path.insert(0, {root!r})
+start = time.perf_counter()
+import pulumi_kubernetes as k8s
+from tests.harness import run_function
+def program():
+    for index in range({count}):
+        k8s.core.v1.ConfigMap(f"floor-{{index}}", metadata={{"name": f"floor-{{index}}"}}, data={{"k": "v"}})
+run = run_function(program)
+print(json.dumps({{"seconds": time.perf_counter() - start, "resources": len(run.resources)}}))
+"""
+
+
+def sdk_floor(count: int) -> float:
+    """Seconds the SDK and its mocks take to register ``count`` trivial resources in a fresh process: the floor
+    under any program that declares that many, whatever it computes."""
+    completed = subprocess.run([sys.executable, "-c", _FLOOR.format(root=str(ROOT), count=count)],
+                               capture_output=True, text=True, check=True, cwd=ROOT)
+    return float(json.loads(completed.stdout.strip().splitlines()[-1])["seconds"])
+
+
 def measure(stack_file: Path, overrides: dict[str, object] | None = None) -> dict[str, float]:
     """One evaluation of the program with ``stack_file``'s config (top-level keys replaced), in a child process."""
     completed = subprocess.run(
@@ -120,6 +142,11 @@ def main() -> None:
         )
     if len(marginal) > 1:
         print(f"linearity: cost of an added model, last step / first step = {marginal[-1] / marginal[0]:.2f}x")
+    if previous is not None:
+        resources = int(samples[0]["resources"])
+        floor = statistics.median(sdk_floor(resources) for _ in range(args.repeat))
+        print(f"SDK floor: {resources} trivial resources register in {floor:.2f} s under the same mocks; the "
+              f"{previous[0]}-model program takes {previous[1] / floor:.2f}x that")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ A fast end-to-end run therefore keeps every name while every clock runs faster.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -34,6 +35,7 @@ _UNITS_MS: tuple[tuple[str, int], ...] = (
 _DURATION = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
 
 
+@functools.lru_cache(maxsize=1024)  # a fleet's rules parse the same few windows tens of thousands of times
 def parse_duration(text: str) -> int:
     """Milliseconds of a Prometheus duration (``"1h30m"``, ``"300ms"``), as Prometheus' own parser reads it.
 
@@ -46,6 +48,7 @@ def parse_duration(text: str) -> int:
     return sum(int(value) * unit for value, (_, unit) in zip(match.groups(), _UNITS_MS, strict=True) if value)
 
 
+@functools.lru_cache(maxsize=1024)
 def format_duration(milliseconds: int) -> str:
     """Render milliseconds the way Prometheus prints durations: largest units first, no zero parts.
 
