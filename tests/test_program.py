@@ -111,3 +111,20 @@ def test_kind_config_exposes_control_plane_metrics():
     assert proxy_patch["metricsBindAddress"] == "0.0.0.0:10249"
     assert "apiVersion" not in cluster_patch, "versioned patches apply to one kubeadm API only"
     assert [n["role"] for n in document["nodes"]] == ["control-plane", "worker", "worker"]
+
+
+# What workloads must wait for on each cloud: a node to run on (GKE removes its default pool, so the cluster has
+# none until its own pool exists) and, on EKS, the storage driver the volumes need.
+WAITED_FOR = {"gke": {"gcp:container/nodePool:NodePool"},
+              "eks": {"eks:index:ManagedNodeGroup", "aws:eks/addon:Addon"}}
+
+
+def test_on_a_cloud_the_kubernetes_provider_waits_for_what_workloads_need(stack_run: ProgramRun):
+    [provider] = stack_run.by_type("pulumi:providers:kubernetes")
+    waited = {stack_run.by_urn(urn).typ for urn in provider.dependencies}
+    expected = WAITED_FOR.get(str(stack_run.outputs["clusterKind"]), set())
+    assert expected <= waited, f"the provider waits for {sorted(waited)}"
+    # So the monitoring release, which every in-cluster resource's provider is, waits for them too.
+    release = next(r for r in stack_run.by_type("kubernetes:helm.sh/v3:Release")
+                   if r.inputs.get("chart") != "metrics-server")
+    assert release.provider.startswith(provider.urn)
