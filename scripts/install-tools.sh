@@ -6,7 +6,7 @@
 # outside the repository, so a version bump builds a new folder and a warm cache costs nothing.
 # Go's module and build caches live beside them and are reused between runs.
 #
-# Usage: scripts/install-tools.sh [helm] [prometheus] [alertmanager] [actionlint]   (no argument: all of them)
+# Usage: scripts/install-tools.sh [helm] [prometheus] [alertmanager] [thanos] [actionlint]   (no argument: all)
 # Prints one line per tool: "<tool> <version> <bin dir> (cached|built in Ns)".
 set -euo pipefail
 
@@ -107,6 +107,20 @@ if [[ ${#SELECTED[@]} -eq 0 ]] || want alertmanager; then
     "github.com/prometheus/alertmanager@$ALERTMANAGER_VERSION" \
     "mkdir -p ui/app/dist && echo '<!doctype html><title>Alertmanager</title><p>Web UI not built.</p>' > ui/app/dist/index.html" \
     ./cmd/alertmanager ./cmd/amtool
+fi
+if [[ ${#SELECTED[@]} -eq 0 ]] || want thanos; then
+  pv="github.com/prometheus/common/version"
+  # Its go.mod replaces six modules (forks and pins), repeated here; the release's build tags (.promu.yml).
+  GOFLAGS="$GOFLAGS -tags=netgo,slicelabels" build_wrapped thanos "$THANOS_VERSION" \
+    "-s -w -X $pv.Version=${THANOS_VERSION#v} -X $pv.Branch=HEAD -X $pv.Revision=module-$THANOS_VERSION" \
+    "$THANOS_VERSION" \
+    "capnproto.org/go/capnp/v3=capnproto.org/go/capnp/v3@v3.0.0-alpha.30" \
+    "github.com/bradfitz/gomemcache=github.com/themihai/gomemcache@v0.0.0-20180902122335-24332e2d58ab" \
+    "github.com/sercand/kuberesolver/v4=github.com/sercand/kuberesolver/v5@v5.1.1" \
+    "github.com/vimeo/galaxycache=github.com/thanos-community/galaxycache@v0.0.0-20211122094458-3a32041a1f1e" \
+    "gopkg.in/alecthomas/kingpin.v2=github.com/alecthomas/kingpin@v1.3.8-0.20210301060133-17f40c25f497" \
+    "zenhack.net/go/util=github.com/zenhack/go-util@v0.0.0-20231005031245-66f5419c2aea" -- \
+    github.com/thanos-io/thanos/cmd/thanos
 fi
 if [[ ${#SELECTED[@]} -eq 0 ]] || want actionlint; then
   build actionlint "$ACTIONLINT_VERSION" \

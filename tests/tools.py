@@ -51,6 +51,7 @@ _TOOL_PACKAGES = {  # binary -> (install-tools.sh argument, version key)
     "prometheus": ("prometheus", "PROMETHEUS_VERSION"),
     "amtool": ("alertmanager", "ALERTMANAGER_VERSION"),
     "alertmanager": ("alertmanager", "ALERTMANAGER_VERSION"),
+    "thanos": ("thanos", "THANOS_VERSION"),
     "actionlint": ("actionlint", "ACTIONLINT_VERSION"),
     # Built by scripts/install-engine.sh (the real Pulumi engine and a control plane for tests/engine).
     "pulumi": ("pulumi", "PULUMI_VERSION"),
