@@ -96,6 +96,23 @@ TEAM_LABEL = "team"
 MODEL_LABEL = "model"
 """The alert label naming the model an alert is about, as the stack names it."""
 
+# Series across clusters ---------------------------------------------------------------------------------------
+# One Prometheus per cluster writes to a store shared by many: every series it sends carries these external labels,
+# every rule aggregates and joins by CLUSTER_LABEL too (absent in the cluster's own Prometheus, so nothing changes
+# there), and the same rules evaluated on the store answer per cluster.
+
+CLUSTER_LABEL = "cluster"
+"""External label naming the cluster a series comes from (the kubernetes-mixin's ``clusterLabel``)."""
+ENVIRONMENT_LABEL = "environment"
+"""External label naming the environment (the Pulumi stack) a series comes from."""
+SLO_STORE_LABEL = "slo_store"
+"""Label of the SLO period recordings naming the store whose data they read: ``LOCAL_STORE`` or a store's name."""
+LOCAL_STORE = "prometheus"
+"""``slo_store`` of recordings the cluster's own Prometheus evaluates from its own data."""
+RULE_EVALUATOR_LABEL = "ml-observability/evaluated-by"
+"""Label of a PrometheusRule that a store's Thanos Ruler evaluates (its value: the store's name); Prometheus'
+rule selector excludes such rules, the ruler's selects them."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class DiscoveryContract:

@@ -20,7 +20,7 @@ from model_service import contract
 from components.monitors.config import ModelMonitorsConfig
 from components.monitors.model_slos import AVAILABILITY_ALERT, LATENCY_ALERT
 from components.monitors.rule_model import AlertingRule, RecordingRule, RuleGroup, TimeScale, selector, to_spec
-from components.monitors.slo_rules import WORKBOOK_WINDOWS, check_objective, threshold
+from components.monitors.slo_rules import WORKBOOK_WINDOWS, check_objective, is_period_group, threshold
 from tests.monitor_rules import DAY, HOUR, MINUTE, MODEL, NAMESPACE, groups_for, monitors_config
 from tests.promsim import Series, increase, summed_increase
 from tests.rule_testing import check_rules, expected_alert, run_rule_tests, write_rules
@@ -70,18 +70,24 @@ def test_no_float_noise_reaches_the_rules():
 
 def test_sloth_names_labels_and_groups():
     groups = slo_groups(monitors_config(), "requests-availability")
-    sli, meta, alerts = groups
+    sli, meta, period, alerts = groups
     assert [g.name for g in groups] == [
-        f"sloth-slo-{kind}-{MODEL}-requests-availability" for kind in ("sli-recordings", "meta-recordings", "alerts")
+        f"sloth-slo-{kind}-{MODEL}-requests-availability"
+        for kind in ("sli-recordings", "meta-recordings", "period-recordings", "alerts")
     ]
     assert [r.record for r in sli.rules if isinstance(r, RecordingRule)] == [
-        f"slo:sli_error:ratio_rate{w}" for w in ("5m", "30m", "1h", "2h", "6h", "1d", "3d", "30d")
+        f"slo:sli_error:ratio_rate{w}" for w in ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
     ]
-    assert {r.record for r in meta.rules if isinstance(r, RecordingRule)} >= {
-        "slo:objective:ratio", "slo:error_budget:ratio", "slo:period_error_budget_remaining:ratio",
-        "slo:current_burn_rate:ratio", "slo:period_burn_rate:ratio", "slo:time_period:days", "sloth_slo_info",
+    assert {r.record for r in meta.rules if isinstance(r, RecordingRule)} == {
+        "slo:objective:ratio", "slo:error_budget:ratio", "slo:current_burn_rate:ratio", "slo:time_period:days",
+        "sloth_slo_info",
     }
-    for rule in sli.rules:
+    # Everything that reads a whole period, in evaluation order, each saying which store's data it read.
+    assert [r.record for r in period.rules if isinstance(r, RecordingRule)] == [
+        "slo:sli_error:ratio_rate30d", "slo:period_burn_rate:ratio", "slo:period_error_budget_remaining:ratio"]
+    assert {r.labels["slo_store"] for r in period.rules if isinstance(r, RecordingRule)} == {"prometheus"}
+    assert [is_period_group(g) for g in groups] == [False, False, True, False]
+    for rule in (*sli.rules, period.rules[0]):
         assert isinstance(rule, RecordingRule)
         assert rule.labels["sloth_id"] == f"{MODEL}-requests-availability"
         assert rule.labels["sloth_service"] == MODEL and rule.labels["sloth_slo"] == "requests-availability"
@@ -89,7 +95,7 @@ def test_sloth_names_labels_and_groups():
     assert [(a.alert, a.severity.value, a.labels["sloth_severity"]) for a in alerts.alerts] == [
         (AVAILABILITY_ALERT, "critical", "page"), (AVAILABILITY_ALERT, "warning", "ticket")]
     latency = slo_groups(monitors_config(), "requests-latency-100ms")
-    assert {a.alert for a in latency[2].alerts} == {LATENCY_ALERT}
+    assert {a.alert for a in latency[3].alerts} == {LATENCY_ALERT}
     assert f'le="{contract.format_le(0.1)}"' in latency[0].rules[0].expr  # type: ignore[union-attr]
 
 
@@ -105,9 +111,11 @@ def test_time_scale_renders_durations_and_keeps_names():
     sli = next(g for g in fast if g.name.startswith("sloth-slo-sli-recordings-"))
     ranges = [re.findall(r"\[([^\]]+)\]", r.expr) for r in sli.rules]
     assert [sorted(set(r)) for r in ranges] == [
-        ["3s"], ["18s"], ["36s"], ["1m12s"], ["3m36s"], ["14m24s"], ["43m12s"], ["7h12m"]
+        ["3s"], ["18s"], ["36s"], ["1m12s"], ["3m36s"], ["14m24s"], ["43m12s"]
     ]
-    assert [r.labels["sloth_window"] for r in sli.rules] == ["5m", "30m", "1h", "2h", "6h", "1d", "3d", "30d"]
+    assert [r.labels["sloth_window"] for r in sli.rules] == ["5m", "30m", "1h", "2h", "6h", "1d", "3d"]
+    period = next(g for g in fast if is_period_group(g))
+    assert sorted(set(re.findall(r"\[([^\]]+)\]", period.rules[0].expr))) == ["7h12m"]  # 30d
     drift = next(g for g in fast if g.name.endswith("-drift"))
     assert {a.for_ for a in drift.alerts} == {"6s"}  # 10m
 
@@ -346,8 +354,10 @@ def test_error_budget_remaining_is_recorded(tmp_path: Path):
     groups = slo_groups(monitors_config(), "requests-availability")
     identity = ", ".join(f'{k}="{v}"' for k, v in slo_labels("requests-availability").items())
 
-    def close(expr: str, value: float, eval_time: str, window: str | None = None) -> dict[str, Any]:
+    def close(expr: str, value: float, eval_time: str, window: str | None = None, *, period: bool = False) \
+            -> dict[str, Any]:
         labels = identity + (f', sloth_window="{window}"' if window else "")  # as Sloth's: kept from the SLI
+        labels += ', slo_store="prometheus"' if period else ""  # read from this Prometheus' own data
         return {"expr": f"abs({expr} - {value!r}) < bool 1e-12", "eval_time": eval_time,
                 "exp_samples": [{"labels": f"{{{labels}}}", "value": 1}]}
 
@@ -355,7 +365,7 @@ def test_error_budget_remaining_is_recorded(tmp_path: Path):
         "interval": "1m",
         "input_series": input_series(scenario),
         "promql_expr_test": [
-            close(f"slo:period_error_budget_remaining:ratio{{{identity}}}", remaining, "6h", "30d"),
+            close(f"slo:period_error_budget_remaining:ratio{{{identity}}}", remaining, "6h", "30d", period=True),
             close(f"slo:sli_error:ratio_rate1h{{{identity}}}", 0.003, "6h", "1h"),
             close(f"slo:error_budget:ratio{{{identity}}}", 0.005, "1h"),
             close(f"slo:objective:ratio{{{identity}}}", 0.995, "1h"),

@@ -165,6 +165,23 @@ class ModelMonitorsConfig(Section):
         return self
 
     @property
+    def period_window_ms(self) -> int:
+        """The SLO period as the period recordings read it (time scale applied), in milliseconds."""
+        return TimeScale(self.time_scale).milliseconds(self.slo_period)
+
+    @property
+    def alert_windows_ms(self) -> dict[str, int]:
+        """Every other window the rules read, rendered, in milliseconds, by the setting it comes from: the alerts
+        read them where they are evaluated, in the cluster's Prometheus, whose retention must cover the longest."""
+        scale = TimeScale(self.time_scale)
+        burn = max((w.long for w in WORKBOOK_WINDOWS), key=parse_duration)
+        return {
+            f"the SLO alerts' longest burn-rate window ({burn})": scale.milliseconds(burn),
+            "drift.longWindow": scale.milliseconds(self.drift.long_window),
+            "accuracy.window": scale.milliseconds(self.accuracy.window),
+        }
+
+    @property
     def latency_thresholds_seconds(self) -> tuple[float, ...]:
         """The latency SLO thresholds, ascending: give them to the service
         (``contract.ENV_LATENCY_SLO_THRESHOLDS_SECONDS``) so its histogram has the bounds the rules select."""

@@ -27,7 +27,7 @@ from typing import Final
 
 from model_service import contract
 
-from components.contracts import Severity
+from components.contracts import CLUSTER_LABEL, Severity
 from components.monitors.rule_model import (
     WINDOW_LABEL,
     AlertingRule,
@@ -49,9 +49,10 @@ DRIFT_FOR: Final = "10m"
 """How long both windows must stay above the threshold: the windows already smooth, this only rides out a
 single evaluation's spike."""
 
-GROUP_LABELS: Final = ("namespace", "job", *contract.DRIFT_GROUP_LABELS)
+GROUP_LABELS: Final = (CLUSTER_LABEL, "namespace", "job", *contract.DRIFT_GROUP_LABELS)
 """Labels of one drift statistic: the contract's (model, version, feature) plus the scrape target's
-namespace and job, so two services exporting the same model name never share a series."""
+namespace and job, so two services exporting the same model name never share a series, and the cluster, so that
+the same rules over a store of several clusters answer per cluster."""
 BIN_LABELS: Final = (*GROUP_LABELS, contract.LABEL_BIN)
 
 REFERENCE: Final = "model_feature_bin:drift_reference_ratio:max"

@@ -22,7 +22,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from model_service import contract
 
-from components.contracts import MODEL_LABEL, TEAM_LABEL, DiscoveryContract, common_labels
+from components.contracts import CLUSTER_LABEL, LOCAL_STORE, MODEL_LABEL, TEAM_LABEL, DiscoveryContract, common_labels
 from components.monitors.config import ModelMonitorsConfig
 from components.monitors.drift_rules import DriftSettings, DriftThresholds, drift_rule_group
 from components.monitors.model_rules import (
@@ -33,6 +33,7 @@ from components.monitors.model_rules import (
     target_rule_group,
 )
 from components.monitors.model_slos import LatencyObjective, SloSettings, model_slos
+from components.monitors.rule_evaluators import RuleEvaluator
 from components.monitors.rule_model import (
     AlertingRule,
     RuleGroup,
@@ -41,12 +42,15 @@ from components.monitors.rule_model import (
     format_duration,
     to_spec,
 )
-from components.monitors.slo_rules import slo_rule_groups
+from components.monitors.slo_rules import is_period_group, slo_rule_groups
 
 MONITORING_API_VERSION: Final = "monitoring.coreos.com/v1"
 DEFAULT_SCRAPE_TIMEOUT: Final = "10s"
 """Prometheus' default scrape timeout; capped at the scrape interval, which Prometheus requires."""
 COMPONENT: Final = "monitoring"
+MODEL_RECORDINGS: Final = r"(model|model_feature|model_feature_bin|model_workload_pod|slo):.+|sloth_slo_info"
+"""Every series the model's recording rules write (anchored RE2, as a relabel regex): drift, SLO, accuracy and the
+model's workload. What a store that takes only the recordings is sent (``monitoring.remoteWrite[].send``)."""
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _PORT_NAME = re.compile(r"^(?=.{1,15}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -92,6 +96,9 @@ class ModelMonitorsArgs:
     model's name."""
     metrics_path: str = contract.ROUTE_METRICS
     """HTTP path of the metrics on ``port``."""
+    period_evaluator: RuleEvaluator | None = None
+    """The store that evaluates the SLO period's recordings from the data it holds, when the cluster's Prometheus
+    keeps less than a period; ``None``: Prometheus evaluates them with the other rules."""
 
     @property
     def job_name(self) -> str:
@@ -166,8 +173,16 @@ def accuracy_settings(settings: ModelMonitorsConfig) -> AccuracySettings:
     return AccuracySettings(floor=accuracy.floor, window=accuracy.window, min_feedback=accuracy.min_feedback)
 
 
-def rule_groups(args: ModelMonitorsArgs, *, namespace: str, workload: str) -> tuple[RuleGroup, ...]:
-    """Every rule group of the service's PrometheusRule, for resolved ``namespace`` and ``workload``."""
+def rule_groups(
+    args: ModelMonitorsArgs,
+    *,
+    namespace: str,
+    workload: str,
+    period_store: str = LOCAL_STORE,
+    period_matchers: Mapping[str, str] | None = None,
+) -> tuple[RuleGroup, ...]:
+    """Every rule group of the model, for resolved ``namespace`` and ``workload``: the SLO period's groups
+    (``is_period_group``) recorded with ``slo_store=<period_store>`` and selecting ``period_matchers``."""
     scale = args.scale
     settings = args.settings
     job = args.job_name
@@ -178,7 +193,8 @@ def rule_groups(args: ModelMonitorsArgs, *, namespace: str, workload: str) -> tu
     groups: list[RuleGroup] = []
     slos = slo_settings(settings)
     for slo in model_slos(slos, service=job, scope=scope, labels={**scope, **model}):
-        groups += slo_rule_groups(slo, period=slos.period, **common)
+        groups += slo_rule_groups(slo, period=slos.period, period_store=period_store,
+                                  period_matchers=period_matchers, **common)
     groups.append(drift_rule_group(drift_settings(settings), name=f"{job}-drift", scope=scope, **common))
     groups.append(accuracy_rule_group(accuracy_settings(settings), name=f"{job}-accuracy", scope=scope, **common))
     groups.append(target_rule_group(name=f"{job}-targets", scope=scope, labels=model, **common))
@@ -224,7 +240,8 @@ class ModelMonitors(pulumi.ComponentResource):
     """A ServiceMonitor and a PrometheusRule (recordings and alerts) for one model service.
 
     Children: ``<name>-servicemonitor`` and ``<name>-rules``, both labelled with the discovery contract's
-    labels (plus the recommended ``app.kubernetes.io/*`` ones) in the service's namespace.
+    labels (plus the recommended ``app.kubernetes.io/*`` ones) in the service's namespace; with a
+    ``period_evaluator``, the SLO period's groups go to it instead (``<name>-period-rules``).
     """
 
     TYPE: Final = "mlobs:monitoring:ModelMonitors"
@@ -236,7 +253,7 @@ class ModelMonitors(pulumi.ComponentResource):
     prometheus_rule_name: pulumi.Output[str]
     """``metadata.name`` of the PrometheusRule."""
     rule_group_names: pulumi.Output[list[str]]
-    """Names of the PrometheusRule's groups (Sloth's ``sloth-slo-*`` per SLO, then drift, accuracy, targets,
+    """Names of the model's rule groups, wherever evaluated (``sloth-slo-*`` per SLO, then drift, accuracy, targets,
     resources)."""
     alert_names: pulumi.Output[list[str]]
     """Every alert the rules can fire, each with a runbook of the same name."""
@@ -263,17 +280,31 @@ class ModelMonitors(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        groups = pulumi.Output.all(namespace, args.workload).apply(
-            lambda values: rule_groups(args, namespace=values[0], workload=values[1])
+        evaluator = args.period_evaluator
+        groups = pulumi.Output.all(namespace, args.workload, evaluator.cluster_label if evaluator else "").apply(
+            lambda values: rule_groups(
+                args, namespace=values[0], workload=values[1],
+                period_store=evaluator.store if evaluator else LOCAL_STORE,
+                period_matchers={CLUSTER_LABEL: values[2]} if evaluator else None,
+            )
         )
+        local = groups.apply(lambda gs: tuple(g for g in gs if evaluator is None or not is_period_group(g)))
         rule = k8s.apiextensions.CustomResource(
             f"{name}-rules",
             api_version=MONITORING_API_VERSION,
             kind="PrometheusRule",
             metadata={"name": f"{self.job}-rules", "namespace": namespace, "labels": labels},
-            spec=groups.apply(to_spec),
+            spec=local.apply(to_spec),
             opts=child,
         )
+        if evaluator is not None:
+            evaluator.declare(
+                f"{name}-period-rules",
+                groups=groups.apply(lambda gs: tuple(g for g in gs if is_period_group(g))),
+                namespace=namespace,
+                labels=labels,
+                parent=self,
+            )
 
         rule_name = f"{self.job}-rules"
         self.service_monitor_name = monitor.id.apply(lambda _: self.job)

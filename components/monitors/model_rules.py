@@ -16,7 +16,7 @@ from typing import Final, Literal
 
 from model_service import contract
 
-from components.contracts import Severity
+from components.contracts import CLUSTER_LABEL, Severity
 from components.monitors.cluster_metrics import (
     CONTAINER_MEMORY_WORKING_SET_BYTES,
     KUBE_POD_CONTAINER_RESOURCE_LIMITS,
@@ -53,7 +53,9 @@ drain or a one-off OOM kill, two in an hour are a pattern."""
 MEMORY_FOR: Final = "15m"
 """A working set above the ratio for this long is a level, not a garbage-collection peak."""
 
-MODEL_GROUP: Final = ("namespace", "job", *contract.MODEL_LABELS)
+MODEL_GROUP: Final = (CLUSTER_LABEL, "namespace", "job", *contract.MODEL_LABELS)
+"""Labels of one model's series: its scrape target's, and the cluster's across clusters."""
+POD: Final = by((CLUSTER_LABEL, "namespace", "pod"))
 
 WORKLOAD_PODS: Final = "model_workload_pod:kube_pod_owner:relabel"
 FEEDBACK_VOLUME: Final = "model:feedback:increase"
@@ -205,17 +207,18 @@ def accuracy_rule_group(
 
 
 def workload_pods_expr(namespace: str, workload: str, kind: WorkloadKind) -> str:
-    """1 for each pod the workload owns, by (namespace, pod), from kube-state-metrics' owner series."""
+    """1 for each pod the workload owns, by (cluster, namespace, pod), from kube-state-metrics' owner series."""
     if kind == "StatefulSet":
         owned = selector(KUBE_POD_OWNER, namespace=namespace, owner_kind="StatefulSet", owner_name=workload)
-        return f"max by (namespace, pod) ({owned})"
+        return f"max by {POD} ({owned})"
     pods = selector(KUBE_POD_OWNER, namespace=namespace, owner_kind="ReplicaSet")
     replicasets = selector(KUBE_REPLICASET_OWNER, namespace=namespace, owner_kind="Deployment", owner_name=workload)
+    replicaset = by((CLUSTER_LABEL, "namespace", "replicaset"))
     return (
-        "max by (namespace, pod) (\n"
+        f"max by {POD} (\n"
         f'  label_replace({pods}, "replicaset", "$1", "owner_name", "(.*)")\n'
-        "  * on (namespace, replicaset) group_left ()\n"
-        f"  max by (namespace, replicaset) ({replicasets})\n"
+        f"  * on {replicaset} group_left ()\n"
+        f"  max by {replicaset} ({replicasets})\n"
         ")"
     )
 
@@ -241,7 +244,7 @@ def resource_rule_group(
         CONTAINER_MEMORY_WORKING_SET_BYTES, Matcher("container", "", "!="), namespace=namespace
     )
     limits = selector(KUBE_POD_CONTAINER_RESOURCE_LIMITS, namespace=namespace, resource="memory")
-    containers = by(("namespace", "pod", "container"))
+    containers = by((CLUSTER_LABEL, "namespace", "pod", "container"))
     return RuleGroup(
         name=name,
         interval=interval,
@@ -261,7 +264,7 @@ def resource_rule_group(
                 # max - min over the window counts restarts exactly; increase() would extrapolate 2 into 2.03.
                 expr=(
                     f"max by {containers} (max_over_time({restarts}[{window}]) - min_over_time({restarts}[{window}]))\n"
-                    f"* on (namespace, pod) group_left ()\n{pods}\n>= {RESTARTS_THRESHOLD}"
+                    f"* on {POD} group_left ()\n{pods}\n>= {RESTARTS_THRESHOLD}"
                 ),
                 severity=Severity.WARNING,
                 summary="A container of the model's pods keeps restarting.",
@@ -278,7 +281,7 @@ def resource_rule_group(
                 expr=(
                     f"(\n  max by {containers} ({working_set})\n  / on {containers}\n"
                     f"  max by {containers} ({limits})\n)\n"
-                    f"* on (namespace, pod) group_left ()\n{pods}\n> {memory_near_limit_ratio}"
+                    f"* on {POD} group_left ()\n{pods}\n> {memory_near_limit_ratio}"
                 ),
                 for_=scale.render(MEMORY_FOR),
                 severity=Severity.WARNING,

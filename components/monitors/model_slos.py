@@ -13,7 +13,8 @@ from typing import Final
 
 from model_service import contract
 
-from components.monitors.rule_model import Matcher, selector
+from components.contracts import CLUSTER_LABEL
+from components.monitors.rule_model import Matcher, by, selector
 from components.monitors.slo_rules import WINDOW, Slo, number, rounded
 
 AVAILABILITY_ALERT: Final = "ModelAvailabilityErrorBudgetBurn"
@@ -59,6 +60,7 @@ def model_slos(
     are added to every recording.
     """
     route = {contract.LABEL_ROUTE: contract.ROUTE_PREDICT}
+    cluster = by((CLUSTER_LABEL,))
     requests = contract.HTTP_REQUESTS.name
     errors = selector(requests, Matcher(contract.LABEL_CODE, "5..", "=~"), **scope, **route)
     total = selector(requests, **scope, **route)
@@ -67,8 +69,11 @@ def model_slos(
             service=service,
             name="requests-availability",
             objective_percent=settings.availability_objective_percent,
-            error_query=f"sum(rate({errors}[{WINDOW}])) or vector(0)",
-            total_query=f"sum(rate({total}[{WINDOW}]))",
+            # No 5xx series exists before the first error: a cluster with traffic and no error counts 0.
+            error_query=(
+                f"sum by {cluster} (rate({errors}[{WINDOW}])) or 0 * sum by {cluster} (rate({total}[{WINDOW}]))"
+            ),
+            total_query=f"sum by {cluster} (rate({total}[{WINDOW}]))",
             labels=labels,
             alert=AVAILABILITY_ALERT,
             category="availability",
@@ -85,8 +90,10 @@ def model_slos(
                 service=service,
                 name=latency_slo_name(objective.threshold_seconds),
                 objective_percent=objective.objective_percent,
-                error_query=f"sum(rate({count}[{WINDOW}])) - sum(rate({fast}[{WINDOW}]))",
-                total_query=f"sum(rate({count}[{WINDOW}]))",
+                error_query=(
+                    f"sum by {cluster} (rate({count}[{WINDOW}])) - sum by {cluster} (rate({fast}[{WINDOW}]))"
+                ),
+                total_query=f"sum by {cluster} (rate({count}[{WINDOW}]))",
                 labels=labels,
                 alert=LATENCY_ALERT,
                 category="latency",

@@ -12,12 +12,15 @@ decimal arithmetic and rounded, so no ``0.0009999999999999432`` ever appears in 
 Names and labels are Sloth's (``slo:sli_error:ratio_rate<window>``, ``slo:objective:ratio``,
 ``slo:error_budget:ratio``, ``slo:period_error_budget_remaining:ratio``, ``sloth_id``, ``sloth_service``,
 ``sloth_slo``, ``sloth_window``, ``sloth_severity``, and the ``sloth-slo-*`` group names), so Sloth's and
-Pyrra-style SLO dashboards work on them unchanged. Two deliberate differences from Sloth's output:
+Pyrra-style SLO dashboards work on them unchanged. Deliberate differences from Sloth's output:
 
-* the SLI's error count is ``(… or vector(0))``: prometheus-client creates a ``code="500"`` series only
-  after the first error, and without the fallback a healthy service would have no SLI at all;
 * the SLI divides by ``(total > 0)``: an idle five minutes records nothing instead of ``NaN``, which
-  would otherwise poison the period's average (``sum_over_time``) for a whole period.
+  would otherwise poison the period's average (``sum_over_time``) for a whole period;
+* the recordings that read a whole period (the period's SLI, burn rate and budget left) form a group of their
+  own, labelled ``slo_store`` with the store whose data they read: the cluster's Prometheus when it keeps a
+  period of data, else a store that does (``components/monitoring/stores``), which evaluates that group;
+* joins are also ``on`` the ``cluster`` label, so that rules evaluated over several clusters' series answer per
+  cluster.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 from typing import Final, Literal
 
-from components.contracts import Severity
+from components.contracts import CLUSTER_LABEL, LOCAL_STORE, SLO_STORE_LABEL, Severity
 from components.monitors.rule_model import (
     AlertingRule,
     Matcher,
@@ -182,13 +185,25 @@ def sli_error_name(window: str) -> str:
     return f"{SLI_ERROR}{window}"
 
 
-def group_names(slo: Slo) -> tuple[str, str, str]:
-    """Sloth's group names for one SLO: SLI recordings, meta recordings, alerts."""
+PERIOD_GROUP_PREFIX: Final = "sloth-slo-period-recordings-"
+"""Name prefix of the groups whose rules read a whole SLO period, the longest window of all: the only rules a
+store may have to evaluate, when Prometheus keeps less than a period (``is_period_group``)."""
+
+
+def group_names(slo: Slo) -> tuple[str, str, str, str]:
+    """The group names of one SLO: Sloth's SLI recordings, meta recordings and alerts, and the period recordings
+    (in Sloth's SLI and meta groups; apart here, so that they can be evaluated where a whole period is kept)."""
     return (
         f"sloth-slo-sli-recordings-{slo.id}",
         f"sloth-slo-meta-recordings-{slo.id}",
+        f"{PERIOD_GROUP_PREFIX}{slo.id}",
         f"sloth-slo-alerts-{slo.id}",
     )
+
+
+def is_period_group(group: RuleGroup) -> bool:
+    """Whether ``group`` holds an SLO's period recordings (which read a whole period of data)."""
+    return group.name.startswith(PERIOD_GROUP_PREFIX)
 
 
 def slo_rule_groups(
@@ -199,15 +214,27 @@ def slo_rule_groups(
     runbook_base_url: str,
     interval: str | None = None,
     windows: tuple[BurnRateWindow, ...] = WORKBOOK_WINDOWS,
-) -> tuple[RuleGroup, RuleGroup, RuleGroup]:
-    """The three rule groups of one SLO, as Sloth names them."""
+    period_store: str = LOCAL_STORE,
+    period_matchers: Mapping[str, str] | None = None,
+) -> tuple[RuleGroup, RuleGroup, RuleGroup, RuleGroup]:
+    """The four rule groups of one SLO (``group_names``).
+
+    ``period_store`` names the store whose data the period recordings read (their ``slo_store`` label); a store
+    holding several clusters' series evaluates them with ``period_matchers`` selecting this cluster's
+    (``{"cluster": …}``). Every join is also ``on`` the cluster label, so that the same rules evaluated across
+    clusters answer per cluster.
+    """
     check_objective(slo.objective_percent, period, windows)
     identity = slo.identity
     matchers = [Matcher(k, v) for k, v in identity.items()]
-    on_identity = by(identity)
+    on_identity = by([*identity, CLUSTER_LABEL])
+    in_store = [Matcher(k, v) for k, v in (period_matchers or {}).items()]
 
     def recorded(name: str) -> str:
         return selector(name, *matchers)
+
+    def stored(name: str) -> str:
+        return selector(name, *matchers, *in_store)
 
     sli_rules = [
         RecordingRule(
@@ -221,17 +248,24 @@ def slo_rule_groups(
         for window in sli_windows(windows)
     ]
     shortest = sli_windows(windows)[0]
-    sli_rules.append(
+    from_store = {**identity, SLO_STORE_LABEL: period_store}
+    period_rules = [
         RecordingRule(
             record=sli_error_name(period),
             expr=(
-                f"sum_over_time({recorded(sli_error_name(shortest))}[{scale.render(period)}])\n"
+                f"sum_over_time({stored(sli_error_name(shortest))}[{scale.render(period)}])\n"
                 f"/ ignoring ({SLOTH_WINDOW})\n"
-                f"count_over_time({recorded(sli_error_name(shortest))}[{scale.render(period)}])"
+                f"count_over_time({stored(sli_error_name(shortest))}[{scale.render(period)}])"
             ),
-            labels={**identity, SLOTH_WINDOW: period},
-        )
-    )
+            labels={**from_store, SLOTH_WINDOW: period},
+        ),
+        RecordingRule(
+            record=PERIOD_BURN_RATE,
+            expr=f"{stored(sli_error_name(period))}\n/ on {on_identity} group_left\n{stored(ERROR_BUDGET)}",
+            labels=from_store,
+        ),
+        RecordingRule(record=PERIOD_BUDGET_REMAINING, expr=f"1 - {stored(PERIOD_BURN_RATE)}", labels=from_store),
+    ]
 
     objective = rounded(Decimal(str(slo.objective_percent)) / 100, "1E-12")
     budget = error_budget(slo.objective_percent)
@@ -250,12 +284,6 @@ def slo_rule_groups(
             ),
             labels=identity,
         ),
-        RecordingRule(
-            record=PERIOD_BURN_RATE,
-            expr=f"{recorded(sli_error_name(period))}\n/ on {on_identity} group_left\n{recorded(ERROR_BUDGET)}",
-            labels=identity,
-        ),
-        RecordingRule(record=PERIOD_BUDGET_REMAINING, expr=f"1 - {recorded(PERIOD_BURN_RATE)}", labels=identity),
         RecordingRule(
             record=SLO_INFO,
             expr="vector(1)",
@@ -299,9 +327,10 @@ def slo_rule_groups(
                         SLOTH_SEVERITY: severity, "category": slo.category},
             )
         )
-    sli_name, meta_name, alerts_name = group_names(slo)
+    sli_name, meta_name, period_name, alerts_name = group_names(slo)
     return (
         RuleGroup(name=sli_name, rules=tuple(sli_rules), interval=interval),
         RuleGroup(name=meta_name, rules=tuple(meta_rules), interval=interval),
+        RuleGroup(name=period_name, rules=tuple(period_rules), interval=interval),
         RuleGroup(name=alerts_name, rules=tuple(alert_rules), interval=interval),
     )
