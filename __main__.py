@@ -15,12 +15,19 @@ from components.model.image import ModelImage
 from components.model.namespace import ModelNamespace
 from components.model.observed import ObservedModel
 from components.monitoring.stack import MonitoringStack
+from components.monitoring.stores import connect_store
 from components.monitors.model_dashboards import ModelDashboards
 
 config = load_stack_config()
 cluster = create_cluster("cluster", to_args.cluster_args(config.cluster))
 on_cluster = pulumi.ResourceOptions(providers=[cluster.provider])
-monitoring = MonitoringStack("monitoring", to_args.monitoring_stack_args(config, cluster), opts=on_cluster)
+# The distributed stores Prometheus writes to, with what each needs outside the cluster (a cloud's workspace, the
+# identity that writes to it).
+stores = tuple(
+    connect_store(f"store-{store.name}", store, to_args.store_context(config, cluster))
+    for store in config.monitoring.remote_write
+)
+monitoring = MonitoringStack("monitoring", to_args.monitoring_stack_args(config, cluster, stores), opts=on_cluster)
 with_monitoring = pulumi.ResourceOptions(providers=[cluster.provider], depends_on=[monitoring.release])
 
 # What the deployed models share: metrics-server for their autoscalers, the sample image, their namespaces.
@@ -37,6 +44,7 @@ models = {
             namespace=namespaces.get(model.namespace) if model.deployed else None,
             sample_image=sample.ref if sample else None,
             image_pull_credentials=sample.pull_credentials if sample else None,
+            period_evaluator=to_args.period_evaluator(config, model, stores),
         ),
         opts=with_monitoring,
     )

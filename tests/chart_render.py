@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from components.contracts import PROJECT
-from tests.harness import STACKS_DIR, ProgramRun, Registration, load_stack_file, run_with_config
+from tests.harness import SECRET, STACKS_DIR, ProgramRun, Registration, load_stack_file, run_with_config
 from tests.k8s_validation import load_documents
 from tests.tools import require_tool, upstream_dir
 
@@ -56,7 +56,7 @@ def release_values(release: Registration) -> dict[str, Any]:
 
 def _secret_paths(value: Any, path: str) -> Iterator[str]:
     if isinstance(value, dict):
-        if set(value) == {"secret"}:
+        if set(value) == {SECRET}:
             yield path
             return
         for key, item in value.items():

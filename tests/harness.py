@@ -48,17 +48,24 @@ def stack_files() -> list[Path]:
     return sorted(STACKS_DIR.glob("Pulumi.*.yaml"))
 
 
-FLEET_STACK = ROOT / "tests" / "fixtures" / "Pulumi.fleet.yaml"
+FIXTURES_DIR = ROOT / "tests" / "fixtures"
+FLEET_STACK = FIXTURES_DIR / "Pulumi.fleet.yaml"
 """A stack of three models (two deployed, one external) owned by two teams, with receivers for both: the
 per-stack tests run on it as on the real stack files, so that nothing assumes one model."""
+STORE_STACKS = sorted(FIXTURES_DIR.glob("Pulumi.stores-*.yaml"))
+"""Stacks that write to every kind of store from every kind of cloud (and a cluster of your own): the per-stack
+tests run on them too, so that every store's resources, values and credentials are checked as the stacks' are."""
+SECRET = "<secret>"
+"""The key that marks a secret in recorded inputs and outputs: ``{SECRET: value}`` (a key no object of the program
+uses, unlike ``secret``, which the Prometheus CRD's secret references are made of)."""
 SECRET_TEST_VALUE = "https://secret.test.invalid/value"
 """What a value set with --secret reads as under the harness (which cannot decrypt it): a URL, so that it fits
 webhook URLs as well as keys and passwords."""
 
 
 def stack_files_under_test() -> list[Path]:
-    """The real stack files and the fleet's."""
-    return [*stack_files(), FLEET_STACK]
+    """The real stack files, the fleet's, and the stores'."""
+    return [*stack_files(), FLEET_STACK, *STORE_STACKS]
 
 
 def stack_name(stack_file: Path) -> str:
@@ -156,6 +163,10 @@ class ProgramRun:
             parent = found[0].parent
 
 
+MOCK_AZURE_MANAGED_GROUP = (
+    "/subscriptions/00000000-0000-0000-0000-000000000003/resourceGroups/MA_mock_westeurope_managed"
+)
+
 # Outputs a provider computes and the program reads, by resource type.
 ComputedOutputs = Callable[[pulumi_mocks.MockResourceArgs], dict[str, Any]]
 COMPUTED_OUTPUTS: dict[str, ComputedOutputs] = {
@@ -173,6 +184,30 @@ COMPUTED_OUTPUTS: dict[str, ComputedOutputs] = {
     "azure-native:containerservice:ManagedCluster": lambda args: {
         "name": args.name,
         "identityProfile": {"kubeletidentity": {"objectId": "00000000-0000-0000-0000-00000000c0de"}},
+        "oidcIssuerProfile": {"enabled": True,
+                              "issuerURL": "https://westeurope.oic.prod-aks.azure.com/tenant/00000000-0000/"},
+    },
+    # Metric stores (tests/fixtures/Pulumi.stores-*.yaml).
+    "aws:amp/workspace:Workspace": lambda args: {
+        "arn": f"arn:aws:aps:eu-west-1:123456789012:workspace/ws-{args.name}",
+        "prometheusEndpoint": f"https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-{args.name}/",
+    },
+    "azure-native:monitor:AzureMonitorWorkspace": lambda args: {
+        "name": args.inputs.get("azureMonitorWorkspaceName", args.name),
+        "defaultIngestionSettings": {
+            "dataCollectionRuleResourceId": f"{MOCK_AZURE_MANAGED_GROUP}/providers/Microsoft.Insights/"
+                                            "dataCollectionRules/mock-dcr",
+            "dataCollectionEndpointResourceId": f"{MOCK_AZURE_MANAGED_GROUP}/providers/Microsoft.Insights/"
+                                                "dataCollectionEndpoints/mock-dce",
+        },
+        "metrics": {"internalId": "mock",
+                    "prometheusQueryEndpoint": "https://mock.westeurope.prometheus.monitor.azure.com"},
+    },
+    "azure-native:managedidentity:UserAssignedIdentity": lambda args: {
+        "name": args.inputs.get("resourceName", args.name),
+        "clientId": "00000000-0000-0000-0000-0000000c11e7",
+        "principalId": "00000000-0000-0000-0000-00000000a11c",
+        "tenantId": "00000000-0000-0000-0000-000000000004",
     },
     "azure-native:resources:ResourceGroup": lambda args: {"name": args.inputs.get("resourceGroupName", args.name)},
     "gcp:serviceaccount/account:Account": lambda args: {"email": f"{args.inputs['accountId']}@mock.iam"},
@@ -224,6 +259,10 @@ INVOKE_RESULTS: dict[str, Callable[[pulumi_mocks.MockCallArgs], dict[str, Any]]]
     "azure-native:containerregistry:listRegistryCredentials": lambda args: {
         "username": args.args.get("registryName", "mock"),
         "passwords": [{"name": "password", "value": "mock-acr-password"}],
+    },
+    "azure-native:monitor:getDataCollectionRule": lambda args: {"immutableId": "dcr-00000000mock"},
+    "azure-native:monitor:getDataCollectionEndpoint": lambda args: {
+        "metricsIngestion": {"endpoint": "https://mock-dce.westeurope-1.metrics.ingest.monitor.azure.com"},
     },
     "azure-native:authorization:getClientConfig": lambda args: {
         "clientId": "00000000-0000-0000-0000-000000000001",
@@ -294,7 +333,7 @@ RESOURCE_SIGNATURE = rpc._special_resource_sig
 
 
 def _plain(value: Any) -> Any:
-    """Wire properties as plain data: secrets unwrapped into ``{"secret": value}``, resource references as URNs.
+    """Wire properties as plain data: secrets unwrapped into ``{SECRET: value}``, resource references as URNs.
 
     The SDK's own deserializer would read a referenced resource back through ``getResource``, which deadlocks
     on the mock monitor's thread; a test only needs to know which resource was referenced.
@@ -302,7 +341,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         signature = value.get(rpc._special_sig_key)
         if signature == SECRET_SIGNATURE:
-            return {"secret": _plain(value.get("value"))}
+            return {SECRET: _plain(value.get("value"))}
         if signature == RESOURCE_SIGNATURE:
             return value["urn"]
         return {key: _plain(item) for key, item in value.items()}
@@ -376,7 +415,7 @@ def run_with_config(
             for name, value in exported.items():
                 output = pulumi.Output.from_input(value)
                 resolved = await output.future(with_unknowns=True)
-                run.outputs[name] = {"secret": resolved} if await output.is_secret() else resolved
+                run.outputs[name] = {SECRET: resolved} if await output.is_secret() else resolved
 
         return resolve_outputs()
 

@@ -25,7 +25,7 @@ from components.monitoring.alertmanager import (
 from components.monitoring.config import AlertingConfig
 from tests.chart_render import TEST_CREDENTIALS, every_option_run, monitoring_release, release_values
 from tests.conftest import program_run
-from tests.harness import FLEET_STACK, ProgramRun, Registration, stack_files_under_test, stack_name
+from tests.harness import FLEET_STACK, SECRET, ProgramRun, Registration, stack_files_under_test, stack_name
 from tests.tools import require_tool
 
 SECRET_TYPE = "kubernetes:core/v1:Secret"
@@ -73,9 +73,9 @@ def receivers_secret(run: ProgramRun) -> Registration:
 
 def secret_data(secret: Registration) -> dict[str, str]:
     """A Secret's ``stringData``, which must reach the engine as a secret (the SDK wraps it whole)."""
-    data = secret.inputs.get("stringData", {"secret": {}})
-    assert set(data) == {"secret"}, "a Secret's stringData must be a secret output"
-    return dict(data["secret"])
+    data = secret.inputs.get("stringData", {SECRET: {}})
+    assert set(data) == {SECRET}, "a Secret's stringData must be a secret output"
+    return dict(data[SECRET])
 
 
 def configured_in(secret: Registration) -> set[str]:

@@ -21,7 +21,7 @@ import yaml
 
 from components.contracts import GRAFANA_NODE_PORT
 from tests.chart_render import RenderedChart, every_option_run, monitoring_release, render_release
-from tests.harness import ROOT, ProgramRun
+from tests.harness import ROOT, SECRET, ProgramRun
 from tests.k8s_validation import (
     builtin_errors,
     custom_resource_errors,
@@ -137,7 +137,7 @@ def test_grafana_reads_the_generated_secret_and_renders_no_password(stack_run: P
     secret = next(
         r for r in stack_run.children_of(monitoring_release(stack_run).parent) if r.name.endswith("-grafana-admin")
     )
-    keys = set(secret.inputs["stringData"]["secret"])
+    keys = set(secret.inputs["stringData"][SECRET])
     containers = {c["name"]: c for c in grafana_deployment(rendered)["spec"]["template"]["spec"]["containers"]}
     env = env_of(containers["grafana"])
     for variable in ("GF_SECURITY_ADMIN_USER", "GF_SECURITY_ADMIN_PASSWORD"):
@@ -312,7 +312,7 @@ def test_no_literal_password_in_the_repository():
 
 
 def test_no_password_in_the_values_or_the_rendered_chart(stack_run: ProgramRun, rendered: RenderedChart):
-    password = stack_run.outputs["grafanaAdminPassword"]["secret"]
+    password = stack_run.outputs["grafanaAdminPassword"][SECRET]
     values_text = yaml.safe_dump(rendered.values)
     assert password not in values_text and LEGACY_DEFAULT not in values_text
     assert "adminPassword" not in values_text

@@ -104,7 +104,7 @@ def test_snake_case_spelling_is_rejected():
 def test_unknown_cluster_kind_lists_the_kinds():
     [problem] = problems({"cluster": {"kind": "k3s"}})
     assert problem == (
-        "ml-observability:cluster.kind: unknown cluster kind (got 'k3s'); "
+        "ml-observability:cluster.kind: unknown kind (got 'k3s'); "
         "set cluster.kind to one of kind, existing, eks, aks, gke"
     )
 

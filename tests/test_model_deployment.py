@@ -43,6 +43,7 @@ from components.model.image import (
 )
 from tests.conftest import program_run
 from tests.harness import (
+    SECRET,
     ProgramRun,
     Registration,
     load_stack_file,
@@ -72,10 +73,10 @@ REGISTRIES = {
 
 
 def plain(value: Any) -> Any:
-    """Recorded inputs as the API server receives them: the harness's ``{"secret": v}`` markers unwrapped."""
+    """Recorded inputs as the API server receives them: the harness's ``{SECRET: v}`` markers unwrapped."""
     if isinstance(value, dict):
-        if set(value) == {"secret"}:
-            return plain(value["secret"])
+        if set(value) == {SECRET}:
+            return plain(value[SECRET])
         return {key: plain(item) for key, item in value.items()}
     if isinstance(value, list):
         return [plain(item) for item in value]
@@ -296,7 +297,7 @@ def test_the_service_gets_the_monitors_slo_thresholds_and_a_shared_signing_key(m
     [signing_key] = [r for r in model.children if r.typ == "random:index/randomBytes:RandomBytes"]
     assert signing_key.inputs["length"] == SIGNING_KEY_BYTES
     [secret_registration] = model.registrations("Secret")
-    assert set(secret_registration.inputs["stringData"]) == {"secret"}, "the key must stay secret in the state"
+    assert set(secret_registration.inputs["stringData"]) == {SECRET}, "the key must stay secret in the state"
     assert not any(e["name"].startswith("MODEL_FAULT_") for e in model.container["env"]), "faults are off by default"
 
 
@@ -364,7 +365,7 @@ def test_the_image_reaches_the_cluster_of_each_environment(model: ModelObjects):
     assert pushed.endswith(f"/{IMAGE_REPOSITORY}:{tag}")
     assert reference.startswith(f"{pushed}@sha256:"), "pods run the pushed image by digest"
     for registry in build.inputs["registries"]:
-        assert set(registry["password"]) == {"secret"}, "registry credentials must stay secret"
+        assert set(registry["password"]) == {SECRET}, "registry credentials must stay secret"
         assert pushed.startswith(registry["address"] + "/")
     if kind in REGISTRIES:
         [registry] = [c for c in children if c.typ == REGISTRIES[kind]]
@@ -442,11 +443,11 @@ def test_registry_credentials_push_the_image_and_become_the_pull_secret():
     model = ModelObjects(run)
     [build] = [c for c in run.children_of(run.one(IMAGE).urn) if c.typ == "docker-build:index:Image"]
     assert build.inputs["registries"] == [
-        {"address": "registry.example.com", "username": "robot", "password": {"secret": "s3cret"}}
+        {"address": "registry.example.com", "username": "robot", "password": {SECRET: "s3cret"}}
     ]
     pull = [s for s in model.registrations("Secret") if s.inputs["type"] == "kubernetes.io/dockerconfigjson"]
     [pull_secret] = pull
-    assert set(pull_secret.inputs["stringData"]) == {"secret"}
+    assert set(pull_secret.inputs["stringData"]) == {SECRET}
     auths = json.loads(plain(pull_secret.inputs)["stringData"][".dockerconfigjson"])["auths"]
     assert auths["registry.example.com"]["username"] == "robot"
     assert model.pod["spec"]["imagePullSecrets"] == [{"name": plain(pull_secret.inputs)["metadata"]["name"]}]

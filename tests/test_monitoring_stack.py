@@ -15,7 +15,7 @@ from components.clusters.config import KindClusterConfig
 from components.clusters.kind import kind_config
 from components.config.loader import ConfigError, validate_settings
 from components.config.source import RawSetting
-from components.contracts import GRAFANA_NODE_PORT, PROJECT
+from components.contracts import GRAFANA_NODE_PORT, PROJECT, RULE_EVALUATOR_LABEL
 from components.monitoring.config import AlertingConfig, MonitoringConfig
 from components.monitoring.stack import MonitoringStack, MonitoringStackArgs
 from components.monitoring.values import MONITOR_KINDS
@@ -29,7 +29,7 @@ from tests.chart_render import (
     program_run_with,
     release_values,
 )
-from tests.harness import ProgramRun, Registration
+from tests.harness import SECRET, ProgramRun, Registration
 
 STACK_TYPE = "mlobs:monitoring:MonitoringStack"
 EXPECTED_STORAGE_CLASS = {"kind": "standard", "eks": "gp3", "aks": "managed-csi", "gke": "standard-rwo"}
@@ -58,9 +58,22 @@ def values_of(run: ProgramRun) -> dict[str, Any]:
 # --- the component's resources ------------------------------------------------------------------------------
 
 
+def remote_write_section(run: ProgramRun) -> list[dict[str, Any]]:
+    """The stack file's ``monitoring.remoteWrite`` targets, as written."""
+    stack_file = next(f for f in harness.stack_files_under_test() if harness.stack_name(f) == run.stack)
+    document = yaml.safe_load(stack_file.read_text())
+    monitoring = document["config"].get("ml-observability:monitoring") or {}
+    return list(monitoring.get("remoteWrite") or [])
+
+
 def test_children_are_named_after_the_component_and_use_the_clusters_provider(stack_run: ProgramRun):
     stack = component(stack_run)
     children = stack_run.children_of(stack.urn)
+    targets = remote_write_section(stack_run)
+    with_credentials = any(
+        t.get("basicAuth") or t.get("bearerToken") or (t.get("tls") or {}).get("caCertificate") for t in targets
+    )
+    exports_with_lease = any(t["kind"] == "gmp" for t in targets) and kind_of(stack_run) != "kind"
     assert sorted(r.typ for r in children) == sorted(
         [
             "kubernetes:core/v1:Namespace",
@@ -68,6 +81,12 @@ def test_children_are_named_after_the_component_and_use_the_clusters_provider(st
             "kubernetes:core/v1:Secret",
             "kubernetes:core/v1:Secret",
             "kubernetes:helm.sh/v3:Release",
+            *(["kubernetes:core/v1:Secret"] if with_credentials else []),
+            *(
+                ["kubernetes:rbac.authorization.k8s.io/v1:Role", "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding"]
+                if exports_with_lease
+                else []
+            ),
         ]
     )
     assert all(r.name.startswith(f"{stack.name}-") for r in children)
@@ -178,13 +197,13 @@ def test_grafana_reads_generated_credentials_from_its_secret(stack_run: ProgramR
     admin = grafana["admin"]
     assert admin["existingSecret"] == secret.inputs["metadata"]["name"]
     data = secret.inputs["stringData"]
-    assert set(data) == {"secret"}, "the admin credentials must reach the engine as a secret"
-    assert set(data["secret"]) == {admin["userKey"], admin["passwordKey"]}
+    assert set(data) == {SECRET}, "the admin credentials must reach the engine as a secret"
+    assert set(data[SECRET]) == {admin["userKey"], admin["passwordKey"]}
     assert password.inputs["length"] >= 20
     generated = stack_run.outputs["grafanaAdminPassword"]
-    assert set(generated) == {"secret"}, "the password output must be secret"
-    assert data["secret"][admin["passwordKey"]] == generated["secret"]
-    assert data["secret"][admin["userKey"]] == stack_run.outputs["grafanaAdminUser"] == "admin"
+    assert set(generated) == {SECRET}, "the password output must be secret"
+    assert data[SECRET][admin["passwordKey"]] == generated[SECRET]
+    assert data[SECRET][admin["userKey"]] == stack_run.outputs["grafanaAdminUser"] == "admin"
     assert "adminPassword" not in grafana
 
 
@@ -229,7 +248,8 @@ def test_extra_values_are_merged_last():
     run = program_run_with("gke", {"monitoring": {"extraValues": extra}})
     values = values_of(run)
     spec = values["prometheus"]["prometheusSpec"]
-    assert spec["externalLabels"] == {"cluster": "prod-eu"} and spec["retention"] == "3d"
+    # Maps merge key by key: the stack's environment label stays beside the overridden cluster label.
+    assert spec["externalLabels"] == {"cluster": "prod-eu", "environment": "gke"} and spec["retention"] == "3d"
     assert spec["retentionSize"] == MonitoringConfig().prometheus.retention_size  # siblings kept
     assert values["grafana"]["sidecar"]["dashboards"]["labelValue"] == "yes"
 
@@ -271,8 +291,11 @@ def test_discovery_contract_is_what_prometheus_selects(release_name: str):
     assert stack.discovery.namespaces is None
     for kind in MONITOR_KINDS:
         assert spec[f"{kind}SelectorNilUsesHelmValues"] is False
-        assert spec[f"{kind}Selector"] == {"matchLabels": dict(stack.discovery.labels)}, kind
+        assert spec[f"{kind}Selector"]["matchLabels"] == dict(stack.discovery.labels), kind
         assert spec[f"{kind}NamespaceSelector"] == {}, f"{kind}: the contract watches every namespace"
+    # Rules a store's Thanos Ruler evaluates are left to it: only they carry the evaluator label.
+    assert spec["ruleSelector"]["matchExpressions"] == [{"key": RULE_EVALUATOR_LABEL, "operator": "DoesNotExist"}]
+    assert all("matchExpressions" not in spec[f"{kind}Selector"] for kind in MONITOR_KINDS if kind != "rule")
     assert monitoring_release(run).inputs["name"] == release_name
 
 
@@ -336,11 +359,11 @@ def test_empty_dir_is_refused_outside_kind_before_anything_is_declared():
     found = problems(settings(cluster={"kind": "gke", "location": "europe-west1-b"},
                               monitoring={"storage": {"emptyDir": True}}))
     assert found == [
-        f"{PROJECT}:monitoring: storage.emptyDir loses Prometheus' data with every pod restart, which only the "
+        f"{PROJECT}:monitoring.storage.emptyDir: loses Prometheus' data with every pod restart, which only the "
         "local kind stack accepts (got emptyDir on a gke cluster); remove it: pulumi config rm --path "
         "'monitoring.storage.emptyDir'"
     ]
-    with pytest.raises(pulumi.RunError, match=r"storage\.emptyDir .*on a gke cluster"):  # a direct caller too
+    with pytest.raises(pulumi.RunError, match=r"storage\.emptyDir: .*on a gke cluster"):  # a direct caller too
         MonitoringStackArgs(
             monitoring=MonitoringConfig.model_validate({"storage": {"emptyDir": True}}),
             alerting=AlertingConfig(), platform="gke", control_plane_metrics=False, storage_class="standard-rwo",

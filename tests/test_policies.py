@@ -28,17 +28,17 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown
 
 from components.contracts import PROJECT
 from policy import policies
-from tests.harness import ROOT, ProgramRun, Registration, load_stack_file, stack_files_under_test, stack_name
+from tests.harness import ROOT, SECRET, ProgramRun, Registration, load_stack_file, stack_files_under_test, stack_name
 
 POLICIES = {policy.name: policy for policy in policies.build_policies()}
 NOT_APPLICABLE = "not applicable"
 
 
 def wire(value: Any) -> Any:
-    """The harness's ``{"secret": v}`` back into the engine's wire form of a secret."""
+    """The harness's ``{SECRET: v}`` back into the engine's wire form of a secret."""
     if isinstance(value, dict):
-        if set(value) == {"secret"}:
-            return {SPECIAL_SIG_KEY: SPECIAL_SECRET_SIG, "value": wire(value["secret"])}
+        if set(value) == {SECRET}:
+            return {SPECIAL_SIG_KEY: SPECIAL_SECRET_SIG, "value": wire(value[SECRET])}
         return {key: wire(item) for key, item in value.items()}
     if isinstance(value, list):
         return [wire(item) for item in value]
@@ -214,7 +214,7 @@ def test_grafana_admin_password_from_an_existing_secret_passes():
 
 def test_grafana_admin_password_as_a_secret_output_still_passes():
     """The Secret's name may be an Output of the Secret resource: it arrives as a secret or plain string."""
-    values = {"grafana": {"admin": {"existingSecret": {"secret": "kps-grafana-admin"}}}}
+    values = {"grafana": {"admin": {"existingSecret": {SECRET: "kps-grafana-admin"}}}}
     assert violations("grafana-admin-password-from-secret", resource_args(RELEASE, release(values=values))) == []
 
 

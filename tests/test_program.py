@@ -7,7 +7,7 @@ import yaml
 from components.clusters.config import KindClusterConfig
 from components.clusters.kind import kind_config
 from components.contracts import GRAFANA_NODE_PORT
-from tests.harness import ProgramRun
+from tests.harness import SECRET, ProgramRun
 
 CLUSTER_COMPONENTS = {
     "kind": "mlobs:cluster:KindCluster",
@@ -44,8 +44,8 @@ def test_declares_the_cluster_component_of_its_kind(stack_run: ProgramRun):
 def test_one_kubernetes_provider_built_from_the_clusters_kubeconfig(stack_run: ProgramRun):
     provider = stack_run.one("pulumi:providers:kubernetes")
     kubeconfig = provider.inputs["kubeconfig"]
-    assert set(kubeconfig) == {"secret"}, "the kubeconfig must reach the provider as a secret"
-    assert yaml.safe_load(kubeconfig["secret"])["kind"] == "Config"
+    assert set(kubeconfig) == {SECRET}, "the kubeconfig must reach the provider as a secret"
+    assert yaml.safe_load(kubeconfig[SECRET])["kind"] == "Config"
 
 
 def test_every_kubernetes_resource_uses_the_clusters_provider(stack_run: ProgramRun):
@@ -77,7 +77,7 @@ def test_exports_the_clusters_outputs(stack_run: ProgramRun):
     outputs = stack_run.outputs
     for key in ("clusterName", "clusterKind", "kubeconfig", "kubernetesVersion", "defaultStorageClass"):
         assert key in outputs, f"missing stack output {key}"
-    assert set(outputs["kubeconfig"]) == {"secret"}, "the kubeconfig output must be secret"
+    assert set(outputs["kubeconfig"]) == {SECRET}, "the kubeconfig output must be secret"
     expected_storage = {"kind": "standard", "eks": "gp3", "aks": "managed-csi", "gke": "standard-rwo"}
     kind = cluster_kind(stack_run)
     if kind in expected_storage:

@@ -23,8 +23,8 @@ class AksCluster(Cluster):
     """An AKS cluster in ``cluster.location`` with one autoscaled system node pool.
 
     Creates an azure-native provider for the location, a resource group and a ``ManagedCluster`` with a
-    system-assigned identity. The Kubernetes provider uses the cluster's admin credentials, so that the
-    program needs neither ``kubelogin`` nor an Azure AD role to deploy.
+    system-assigned identity, its OIDC issuer and workload identity on. The Kubernetes provider uses the cluster's
+    admin credentials, so that the program needs neither ``kubelogin`` nor an Azure AD role to deploy.
     """
 
     TYPE = "mlobs:cluster:AksCluster"
@@ -37,6 +37,8 @@ class AksCluster(Cluster):
     """The cluster's Azure region."""
     kubelet_identity_object_id: pulumi.Output[str]
     """Object id of the managed identity the kubelets pull images with (a registry grants it ``AcrPull``)."""
+    oidc_issuer_url: pulumi.Output[str]
+    """The cluster's OIDC issuer, which a federated identity credential trusts (workload identity)."""
     image_platform: str
     """Platform of the images pushed for the nodes."""
 
@@ -60,6 +62,9 @@ class AksCluster(Cluster):
             kubernetes_version=args.kubernetes_version,
             enable_rbac=True,
             identity={"type": azure.containerservice.ResourceIdentityType.SYSTEM_ASSIGNED},
+            # Workload identity: a pod's service account federates with an Entra ID identity (no static key).
+            oidc_issuer_profile={"enabled": True},
+            security_profile={"workload_identity": {"enabled": True}},
             agent_pool_profiles=[
                 {
                     "name": "system",
@@ -86,6 +91,7 @@ class AksCluster(Cluster):
         self.resource_group_name = group.name
         self.location = args.location
         self.kubelet_identity_object_id = cluster.identity_profile.apply(_kubelet_object_id)
+        self.oidc_issuer_url = cluster.oidc_issuer_profile.apply(_issuer_url)
         self.cluster_name = cluster.name
         self.kubeconfig = pulumi.Output.secret(
             credentials.kubeconfigs[0].value.apply(lambda encoded: base64.b64decode(encoded).decode())
@@ -153,6 +159,14 @@ def _kubelet_object_id(profile: Any) -> str:
     value = getattr(identity, "object_id", None)
     if not value:
         raise pulumi.RunError("the AKS cluster reports no kubelet identity (identityProfile.kubeletidentity)")
+    return str(value)
+
+
+def _issuer_url(profile: Any) -> str:
+    """``oidcIssuerProfile.issuerURL`` of a ManagedCluster (set once the issuer is enabled)."""
+    value = (profile or {}).get("issuer_url") if isinstance(profile, dict) else getattr(profile, "issuer_url", None)
+    if not value:
+        raise pulumi.RunError("the AKS cluster reports no OIDC issuer (oidcIssuerProfile.issuerURL)")
     return str(value)
 
 

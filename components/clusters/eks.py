@@ -41,6 +41,12 @@ class EksCluster(Cluster):
 
     aws_provider: aws.Provider
     """The AWS provider of the cluster's region, for resources beside the cluster (the image registry)."""
+    region: str
+    """The cluster's AWS region."""
+    oidc_provider_arn: pulumi.Output[str]
+    """ARN of the cluster's IAM OIDC provider, which roles for service accounts (IRSA) trust."""
+    oidc_issuer: pulumi.Output[str]
+    """The cluster's OIDC issuer without ``https://``: the prefix of IRSA's trust conditions (``<issuer>:sub``)."""
     image_platform: str
     """Platform of the images pushed for the nodes."""
 
@@ -90,14 +96,8 @@ class EksCluster(Cluster):
 
         ebs_role = aws.iam.Role(
             f"{name}-ebs-csi-role",
-            assume_role_policy=pulumi.Output.all(cluster.oidc_provider_arn, cluster.oidc_issuer).apply(
-                lambda arn_issuer: json.dumps(
-                    _assume_role(
-                        {"Federated": arn_issuer[0]},
-                        action="sts:AssumeRoleWithWebIdentity",
-                        condition={"StringEquals": {f"{arn_issuer[1]}:sub": _EBS_CSI_SERVICE_ACCOUNT}},
-                    )
-                )
+            assume_role_policy=service_account_trust(
+                cluster.oidc_provider_arn, cluster.oidc_issuer, _EBS_CSI_SERVICE_ACCOUNT
             ),
             opts=on_aws,
         )
@@ -116,6 +116,9 @@ class EksCluster(Cluster):
 
         self.kind = "eks"
         self.aws_provider = aws_provider
+        self.region = args.region
+        self.oidc_provider_arn = cluster.oidc_provider_arn
+        self.oidc_issuer = cluster.oidc_issuer
         self.cluster_name = pulumi.Output.from_input(eks_name)
         self.kubeconfig = pulumi.Output.secret(cluster.kubeconfig_json)
         self.kubernetes_version = args.kubernetes_version
@@ -166,6 +169,23 @@ class EksCluster(Cluster):
         return ImageRepository(
             repository=repository.repository_url, push_credentials=[login], platform=self.image_platform
         )
+
+
+def service_account_trust(
+    provider_arn: pulumi.Input[str], issuer: pulumi.Input[str], service_account: str
+) -> pulumi.Output[str]:
+    """The trust policy of a role for one Kubernetes service account (IRSA): assumed with the account's web
+    identity token, for the STS audience, by ``system:serviceaccount:<namespace>:<name>`` only."""
+    return pulumi.Output.all(provider_arn, issuer).apply(
+        lambda values: json.dumps(
+            _assume_role(
+                {"Federated": values[0]},
+                action="sts:AssumeRoleWithWebIdentity",
+                condition={"StringEquals": {f"{values[1]}:sub": service_account,
+                                            f"{values[1]}:aud": "sts.amazonaws.com"}},
+            )
+        )
+    )
 
 
 def _assume_role(

@@ -47,6 +47,12 @@ class KindFacts:
     (EKS: ECR, AKS: ACR, GKE: Artifact Registry), or pushed to the registry ``cluster.registry`` names."""
     grafana_node_port: bool
     """Grafana on a NodePort that the cluster maps to a host port (kind), rather than behind a port-forward."""
+    nodes_in_zones: bool
+    """Whether every node carries ``topology.kubernetes.io/zone`` (cloud node pools do): a spread over zones the
+    scheduler must honour would leave pods Pending on nodes without it, so elsewhere it is only preferred."""
+    high_availability_by_default: bool
+    """Whether Prometheus and Alertmanager run replicated, with disruption budgets and spread, unless configured
+    (on a cloud cluster, built for production; not on a laptop's or on a cluster the stack does not size)."""
     cluster_dns: Literal["coredns", "kube-dns"] = "coredns"
     """Which DNS the chart scrapes (GKE runs kube-dns)."""
     webhook_annotations: Mapping[str, str] = field(default_factory=dict)
@@ -66,6 +72,8 @@ KINDS: Mapping[ClusterKind, KindFacts] = MappingProxyType({
         autoscaling_by_default=True,
         image_delivery="load",
         grafana_node_port=True,
+        nodes_in_zones=False,
+        high_availability_by_default=False,
     ),
     "existing": KindFacts(
         component="components.clusters.existing:ExistingCluster",
@@ -78,6 +86,8 @@ KINDS: Mapping[ClusterKind, KindFacts] = MappingProxyType({
         autoscaling_by_default=False,
         image_delivery="registry of the config",
         grafana_node_port=False,
+        nodes_in_zones=False,
+        high_availability_by_default=False,
     ),
     "eks": KindFacts(
         component="components.clusters.eks:EksCluster",
@@ -90,6 +100,8 @@ KINDS: Mapping[ClusterKind, KindFacts] = MappingProxyType({
         autoscaling_by_default=True,
         image_delivery="registry of the stack",
         grafana_node_port=False,
+        nodes_in_zones=True,
+        high_availability_by_default=True,
     ),
     "aks": KindFacts(
         component="components.clusters.aks:AksCluster",
@@ -102,6 +114,8 @@ KINDS: Mapping[ClusterKind, KindFacts] = MappingProxyType({
         autoscaling_by_default=True,
         image_delivery="registry of the stack",
         grafana_node_port=False,
+        nodes_in_zones=True,
+        high_availability_by_default=True,
         webhook_annotations=MappingProxyType({"admissions.enforcer/disabled": "true"}),
     ),
     "gke": KindFacts(
@@ -115,6 +129,8 @@ KINDS: Mapping[ClusterKind, KindFacts] = MappingProxyType({
         autoscaling_by_default=True,
         image_delivery="registry of the stack",
         grafana_node_port=False,
+        nodes_in_zones=True,
+        high_availability_by_default=True,
         cluster_dns="kube-dns",
     ),
 })

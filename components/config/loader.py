@@ -22,8 +22,15 @@ from components.config.source import RawSetting, read_project_settings
 from components.config.stack import SECTIONS, StackConfig
 from components.contracts import PROJECT
 from components.model.config import ModelConfig
+from components.monitoring.stores.config import STORE_MODELS
 
 MODEL_DEFAULTS = "modelDefaults"
+UNIONS: dict[str, Mapping[str, type[BaseModel]]] = {
+    "cluster": {str(kind): model for kind, model in CLUSTER_MODELS.items()},
+    "remoteWrite": {str(kind): model for kind, model in STORE_MODELS.items()},
+}
+"""Settings that hold one of several models, told apart by their ``kind``: pydantic puts the kind into an error's
+location, the stack file has no such key."""
 RENAMED_SECTIONS = {
     "model": "the model section became models, one entry per model: move its settings under "
              "models.synthetic-classifier (or the model's own name), and model.registry to cluster.registry",
@@ -125,6 +132,25 @@ def _secret_values(value: Any, path: str) -> Iterator[tuple[str, SecretStr]]:
     elif isinstance(value, Mapping):
         for key, item in value.items():
             yield from _secret_values(item, f"{path}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _secret_values(item, f"{path}[{index}]")
+
+
+def _without_kinds(location: list[Any]) -> tuple[list[Any], dict[str, str]]:
+    """The location without the kinds pydantic inserts after a union setting (``cluster.eks.region`` →
+    ``cluster.region``), and the kind chosen for each such setting."""
+    kept: list[Any] = []
+    kinds: dict[str, str] = {}
+    setting: str | None = None
+    for part in location:
+        if setting is not None and isinstance(part, str) and part in UNIONS[setting] and setting not in kinds:
+            kinds[setting] = part
+            continue
+        kept.append(part)
+        if isinstance(part, str):
+            setting = part if part in UNIONS else None
+    return kept, kinds
 
 
 def _describe(project: str, error: Any, secret_sections: set[str], prefix: tuple[str, ...] = ()) -> str:
@@ -134,26 +160,25 @@ def _describe(project: str, error: Any, secret_sections: set[str], prefix: tuple
         path = _key_path(location[:-1])
         return (f"{project}:{path}: not a valid name (got {error.get('input')!r}); names are DNS labels: lowercase "
                 f"letters, digits and '-', starting and ending with a letter or digit ({error['msg']}); rename it")
-    branch = None
-    if location[:1] == ["cluster"] and len(location) > 1 and location[1] in CLUSTER_MODELS:
-        branch = location.pop(1)  # pydantic puts the union branch into the location; the stack file has none
+    location, kinds = _without_kinds(location)
     path = _key_path(location)
     kind = error["type"]
     value = error.get("input")
     secret = bool(location) and (location[0] in secret_sections or isinstance(value, SecretStr))
-    info = _field_for(location, branch)
+    info = _field_for(location, kinds)
 
     if kind == "missing":
         return _problem(project, path, "required setting is missing", None, secret,
                         f"set it: pulumi config set --path '{path}' <value>{_example(info)}", show_value=False)
     if kind == "extra_forbidden":
         return _problem(project, path, "unknown setting", value, secret,
-                        f"remove it or correct its name; allowed here: {_allowed_keys(location[:-1], branch)}")
+                        f"remove it or correct its name; allowed here: {_allowed_keys(location[:-1], kinds)}")
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         tag = error.get("ctx", {}).get("tag")
-        problem = "unknown cluster kind" if kind == "union_tag_invalid" else "cluster kind is missing"
+        union = next((part for part in reversed(location) if isinstance(part, str) and part in UNIONS), "cluster")
+        problem = "unknown kind" if kind == "union_tag_invalid" else "kind is missing"
         return _problem(project, f"{path}.kind", problem, tag, secret,
-                        f"set cluster.kind to one of {', '.join(CLUSTER_MODELS)}",
+                        f"set {path}.kind to one of {', '.join(UNIONS[union])}",
                         show_value=kind == "union_tag_invalid")
     message = error["msg"].removeprefix("Value error, ")
     if kind == "value_error":  # a check of the setting or across fields: its message names them and the values
@@ -197,8 +222,8 @@ def _model_type(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
     return None, False
 
 
-def _model_at(location: list[Any], branch: str | None) -> type[BaseModel] | None:
-    """The config model a key path points into, following the cluster's discriminator and maps of models."""
+def _model_at(location: list[Any], kinds: Mapping[str, str]) -> type[BaseModel] | None:
+    """The config model a key path points into, following the kind of each union setting and maps of models."""
     model: type[BaseModel] | None = StackConfig
     parts = [part for part in location if not isinstance(part, int)]
     if parts[:1] == [MODEL_DEFAULTS]:
@@ -211,8 +236,8 @@ def _model_at(location: list[Any], branch: str | None) -> type[BaseModel] | None
         info = _fields(model).get(part)
         if info is None:
             return None
-        if part == "cluster" and model is StackConfig:
-            model = CLUSTER_MODELS.get(branch or "")  # type: ignore[call-overload]
+        if part in UNIONS:
+            model = UNIONS[part].get(kinds.get(part, ""))
         else:
             model, keyed = _model_type(info.annotation)
             index += keyed  # the next part is a map key (a model's name, a team's), not a field
@@ -220,10 +245,10 @@ def _model_at(location: list[Any], branch: str | None) -> type[BaseModel] | None
     return model
 
 
-def _field_for(location: list[Any], branch: str | None) -> FieldInfo | None:
+def _field_for(location: list[Any], kinds: Mapping[str, str]) -> FieldInfo | None:
     if not location or isinstance(location[-1], int):
         return None
-    parent = _model_at(location[:-1], branch)
+    parent = _model_at(location[:-1], kinds)
     return _fields(parent).get(location[-1]) if parent is not None else None
 
 
@@ -238,8 +263,8 @@ def _example(info: FieldInfo | None) -> str:
     return ""
 
 
-def _allowed_keys(location: list[Any], branch: str | None) -> str:
-    model = _model_at(location, branch)
+def _allowed_keys(location: list[Any], kinds: Mapping[str, str]) -> str:
+    model = _model_at(location, kinds)
     if model is None:
         return "see the section's types in components/"
     return ", ".join(_fields(model)) or "none"

@@ -18,6 +18,8 @@ from components.config.fields import Section
 from components.contracts import selector_labels
 from components.model.config import MODEL_NAME, SAMPLE_MODEL_NAME, ModelConfig
 from components.monitoring.config import AlertingConfig, MonitoringConfig
+from components.monitoring.stores.config import StoreConfig
+from components.monitors.rule_model import format_duration, parse_duration
 
 ModelName = Annotated[str, StringConstraints(pattern=MODEL_NAME)]
 
@@ -61,7 +63,7 @@ class StackConfig(Section):
     def problems(self) -> list[tuple[str, str]]:
         """What the sections say together that cannot work: ``(key path, problem)``, keys as the stack file's."""
         kind = self.cluster.kind
-        problems = [("monitoring", problem) for problem in self.monitoring.problems_on(kind)]
+        problems = [(f"monitoring.{key}", problem) for key, problem in self.monitoring.problems_on(kind)]
         for name, model in self.models.items():
             problems += [(f"models.{name}", problem) for problem in model.problems_on(kind)]
             if model.team is not None and model.team not in self.alerting.teams:
@@ -73,6 +75,7 @@ class StackConfig(Section):
                     "webhookUrl --secret), or correct the team",
                 ))
         problems += self._shared_services()
+        problems += self._retention_problems()
         if isinstance(self.cluster, ExistingClusterConfig) and self.cluster.registry is None:
             building = [name for name, model in self.models.items() if model.builds_sample_image]
             if building:
@@ -86,6 +89,41 @@ class StackConfig(Section):
                     f"'models.{building[0]}.image' registry.example.com/ml-team/ml-model-service:1.0.0)",
                 ))
         return problems
+
+    @property
+    def period_store(self) -> StoreConfig | None:
+        """The store that evaluates the SLO period's rules for models whose period outlasts Prometheus' retention:
+        the first of ``monitoring.remoteWrite`` that can."""
+        return next((store for store in self.monitoring.remote_write if store.evaluates_long_windows), None)
+
+    def period_evaluated_by_store(self, model: ModelConfig) -> bool:
+        """Whether ``model``'s SLO period outlasts Prometheus' retention, so that a store evaluates its period
+        recordings (from the data it holds) rather than the cluster's Prometheus."""
+        return parse_duration(self.monitoring.prometheus.retention) < model.monitors.period_window_ms
+
+    def _retention_problems(self) -> list[tuple[str, str]]:
+        """A retention shorter than a window the rules read, reported once for the model that reads the longest."""
+        if not self.models:
+            return []
+        key = "monitoring.prometheus.retention"
+        retention = self.monitoring.prometheus.retention
+        retention_ms = parse_duration(retention)
+        alert_windows = [(ms, f"{setting} of models.{name}.monitors") for name, model in self.models.items()
+                         for setting, ms in model.monitors.alert_windows_ms.items()]
+        longest, setting = max(alert_windows)
+        if retention_ms < longest:
+            return [(key, f"{retention} is shorter than {_duration(longest)}, {setting}, which alerts read from this "
+                          f"Prometheus whatever store holds the data; raise it: pulumi config set --path '{key}' "
+                          f"{_duration(longest)}")]
+        period, name = max((model.monitors.period_window_ms, name) for name, model in self.models.items())
+        if retention_ms < period and self.period_store is None:
+            stores = "; the remoteWrite stores cannot evaluate rules" if self.monitoring.remote_write else ""
+            return [(key, f"{retention} is shorter than {_duration(period)}, the SLO period of models.{name}, over "
+                          f"which its error budget is read{stores}: raise it (pulumi config set --path '{key}' "
+                          f"{_duration(period)}; retentionSize must hold that much too), or add a "
+                          "monitoring.remoteWrite store that holds the data and evaluates the period's rules (a "
+                          "generic store with queryUrl, amp or azureMonitor)")]
+        return []
 
     def _shared_services(self) -> list[tuple[str, str]]:
         """Two models whose monitors would select the same Service in the same namespace."""
@@ -106,6 +144,12 @@ class StackConfig(Section):
                     f"{dict(sorted(key[1]))}); each model needs its own Service: correct the selector",
                 ))
         return problems
+
+
+def _duration(milliseconds: int) -> str:
+    """A duration as the stack file spells windows: ``30d`` rather than Prometheus' canonical ``4w2d``."""
+    day = 86_400_000
+    return f"{milliseconds // day}d" if milliseconds % day == 0 else format_duration(milliseconds)
 
 
 SECTIONS = tuple(info.alias or name for name, info in StackConfig.model_fields.items())

@@ -29,13 +29,16 @@ from components.clusters.config import (
 )
 from components.clusters.metrics_server import MetricsServerArgs
 from components.config.stack import StackConfig
-from components.contracts import DiscoveryContract
+from components.contracts import CLUSTER_LABEL, ENVIRONMENT_LABEL, DiscoveryContract
 from components.model.config import ModelConfig
 from components.model.deployment import Autoscaling, ContainerResources, FaultInjection, ModelDeploymentArgs
 from components.model.image import ModelImageArgs
 from components.model.observed import ExternalService, ObservedModelArgs
 from components.monitoring.stack import MonitoringStack, MonitoringStackArgs
+from components.monitoring.stores import MetricsStore, StoreContext
+from components.monitoring.values import ChartNames, discovery_contract
 from components.monitors.model_dashboards import ModelDashboardsArgs
+from components.monitors.rule_evaluators import RuleEvaluator
 
 
 def cluster_args(config: ClusterConfig) -> ClusterArgs:
@@ -70,8 +73,46 @@ def cluster_args(config: ClusterConfig) -> ClusterArgs:
     return GkeClusterArgs(**fields)
 
 
-def monitoring_stack_args(config: StackConfig, cluster: Cluster) -> MonitoringStackArgs:
-    """The monitoring stack's args on ``cluster``, every cluster fact taken from the cluster component itself."""
+def external_labels(config: StackConfig, cluster: Cluster) -> dict[str, pulumi.Input[str]]:
+    """The labels every series sent to a store carries: the cluster's name and the stack's, unless configured."""
+    labels: dict[str, pulumi.Input[str]] = {CLUSTER_LABEL: cluster.cluster_name, ENVIRONMENT_LABEL: pulumi.get_stack()}
+    return labels | config.monitoring.prometheus.external_labels
+
+
+def store_context(config: StackConfig, cluster: Cluster) -> StoreContext:
+    """What the stores' connectors need of the cluster and of the monitoring stack they serve."""
+    monitoring = config.monitoring
+    return StoreContext(
+        cluster=cluster,
+        cluster_label=external_labels(config, cluster)[CLUSTER_LABEL],
+        monitoring_namespace=monitoring.namespace,
+        prometheus_service_account=ChartNames(monitoring.release_name).prometheus_service_account,
+        discovery_labels=discovery_contract(monitoring.release_name).labels,
+    )
+
+
+def period_store(config: StackConfig, stores: tuple[MetricsStore, ...]) -> MetricsStore | None:
+    """The store that evaluates the SLO period's rules, if a model's period outlasts Prometheus' retention."""
+    chosen = config.period_store
+    if chosen is None or not any(config.period_evaluated_by_store(m) for m in config.models.values()):
+        return None
+    return next(store for store in stores if store.name == chosen.name)
+
+
+def period_evaluator(config: StackConfig, model: ModelConfig, stores: tuple[MetricsStore, ...]) -> RuleEvaluator | None:
+    """Who evaluates ``model``'s SLO period recordings: ``None`` (its cluster's Prometheus) when Prometheus keeps
+    a whole period, else the period store."""
+    store = period_store(config, stores)
+    if store is None or not config.period_evaluated_by_store(model):
+        return None
+    return store.rule_evaluator
+
+
+def monitoring_stack_args(
+    config: StackConfig, cluster: Cluster, stores: tuple[MetricsStore, ...] = ()
+) -> MonitoringStackArgs:
+    """The monitoring stack's args on ``cluster``, every cluster fact taken from the cluster component itself, and
+    the ``stores`` connected for ``config.monitoring.remoteWrite``."""
     return MonitoringStackArgs(
         monitoring=config.monitoring,
         alerting=config.alerting,
@@ -79,6 +120,9 @@ def monitoring_stack_args(config: StackConfig, cluster: Cluster) -> MonitoringSt
         control_plane_metrics=cluster.control_plane_metrics,
         storage_class=cluster.default_storage_class,
         grafana_host_port=cluster.grafana_host_port,
+        external_labels=external_labels(config, cluster),
+        stores=stores,
+        period_store=period_store(config, stores),
     )
 
 
@@ -106,9 +150,11 @@ def observed_model_args(
     namespace: pulumi.Input[str] | None = None,
     sample_image: pulumi.Input[str] | None = None,
     image_pull_credentials: RegistryCredentials | None = None,
+    period_evaluator: RuleEvaluator | None = None,
 ) -> ObservedModelArgs:
     """The args of model ``name``: its deployment (into ``namespace``, the program's ``ModelNamespace``, running
-    ``model.image`` or the stack's ``sample_image``), or its external service; its monitors and team."""
+    ``model.image`` or the stack's ``sample_image``), or its external service; its monitors, its team, and the
+    store that evaluates its SLO period (``period_evaluator``)."""
     if model.external is not None:
         external = model.external
         return ObservedModelArgs(
@@ -124,6 +170,7 @@ def observed_model_args(
             ),
             discovery=discovery,
             monitors=model.monitors,
+            period_evaluator=period_evaluator,
         )
     image = model.image if model.image is not None else sample_image
     if image is None:
@@ -160,7 +207,7 @@ def observed_model_args(
         image_pull_credentials=image_pull_credentials if model.image is None else None,
     )
     return ObservedModelArgs(name=name, team=model.team, deployment=deployment, discovery=discovery,
-                             monitors=model.monitors)
+                             monitors=model.monitors, period_evaluator=period_evaluator)
 
 
 def model_dashboards_args(monitoring: MonitoringStack) -> ModelDashboardsArgs:

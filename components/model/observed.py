@@ -30,6 +30,7 @@ from components.model.deployment import ModelDeployment, ModelDeploymentArgs
 from components.monitors.config import ModelMonitorsConfig
 from components.monitors.model_monitors import ModelMonitors, ModelMonitorsArgs
 from components.monitors.model_rules import WorkloadKind
+from components.monitors.rule_evaluators import RuleEvaluator
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +66,9 @@ class ObservedModelArgs:
     """The team that owns the model; its alerts carry ``team`` and route to that team's receivers."""
     monitors: ModelMonitorsConfig = field(default_factory=ModelMonitorsConfig)
     """Objectives and thresholds of its monitors."""
+    period_evaluator: RuleEvaluator | None = None
+    """The store that evaluates the SLO period's recordings, when Prometheus keeps less than a period
+    (``ModelMonitorsArgs.period_evaluator``)."""
 
     def __post_init__(self) -> None:
         if (self.deployment is None) == (self.service is None):
@@ -137,6 +141,7 @@ class ObservedModel(pulumi.ComponentResource):
                 discovery=args.discovery,
                 settings=args.monitors,
                 team=args.team,
+                period_evaluator=args.period_evaluator,
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
         )

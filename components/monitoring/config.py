@@ -14,15 +14,25 @@ from components.config.fields import (
     DNS_LABEL,
     MEMORY_QUANTITY,
     DnsLabel,
-    Duration,
     PrometheusLabelName,
     Section,
     Window,
     http_url,
     memory_bytes,
 )
+from components.monitoring.stores.config import (
+    HA_TRACKER_REPLICA_LABEL,
+    PROMETHEUS_REPLICA_LABEL,
+    StoreConfig,
+    store_problems,
+)
 
 # The monitoring stack (kube-prometheus-stack) ----------------------------------------------------------------
+
+HA_PROMETHEUS_REPLICAS = 2
+HA_ALERTMANAGER_REPLICAS = 3
+"""Replicas with high availability: a Prometheus pair (either scrapes and alerts alone), and an Alertmanager trio
+(a majority survives one pod's loss, and a drained node never takes the last one)."""
 
 KUBE_PROMETHEUS_STACK_VERSION = "88.5.3"
 """The chart version the project is tested against: the tests read this version's values, templates and CRDs."""
@@ -159,6 +169,11 @@ class ChartResourcesConfig(Section):
     node_exporter: ContainerResourcesConfig = Field(
         _resources("20m", "32Mi", "64Mi"), description="node-exporter, on every node.", examples=[{"cpuRequest": "50m"}]
     )
+    thanos_ruler: ContainerResourcesConfig = Field(
+        _resources("50m", "128Mi", "512Mi"),
+        description="Thanos Ruler, when a store of your own evaluates the SLO period's rules.",
+        examples=[{"memoryLimit": "1Gi"}],
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -174,10 +189,20 @@ class ChartResourcesConfig(Section):
         return filled
 
 
+RESERVED_EXTERNAL_LABELS = ("prometheus", PROMETHEUS_REPLICA_LABEL, HA_TRACKER_REPLICA_LABEL)
+"""External labels the operator or a store's deduplication owns: ``prometheus`` (``<namespace>/<name>``, the same on
+every replica) and the replica labels."""
+
+
 class PrometheusConfig(Section):
     """The Prometheus server: how long it keeps data, how often it scrapes, how many replicas."""
 
-    retention: Duration = Field("10d", description="How long samples are kept.", examples=["30d"])
+    retention: Window = Field(
+        "30d",
+        description="How long samples are kept: at least the longest window the rules read (the SLO period), "
+        "unless a remote-write store that evaluates the period's rules holds the data.",
+        examples=["45d"],
+    )
     retention_size: str = Field(
         "8GiB",
         pattern=PROMETHEUS_SIZE,
@@ -187,7 +212,34 @@ class PrometheusConfig(Section):
     )
     scrape_interval: Window = Field("30s", description="Default interval between scrapes.", examples=["60s"])
     evaluation_interval: Window = Field("30s", description="Interval between rule evaluations.", examples=["60s"])
-    replicas: int = Field(1, ge=1, le=5, description="Prometheus replicas (each scrapes everything).", examples=[2])
+    replicas: int | None = Field(
+        None, ge=1, le=5,
+        description="Prometheus replicas, each scraping everything (an HA pair: stores deduplicate them on the "
+        "replica label); unset: 2 with highAvailability, else 1.",
+        examples=[2],
+    )
+    external_labels: dict[PrometheusLabelName, str] = Field(
+        default_factory=dict,
+        description="Labels every series sent to a store carries, besides `cluster` (the cluster's name) and "
+        "`environment` (the stack's), which these may override.",
+        examples=[{"cluster": "prod-eu-1", "region": "eu-west-1"}],
+    )
+
+    @field_validator("external_labels")
+    @classmethod
+    def _not_reserved(cls, value: dict[str, str]) -> dict[str, str]:
+        taken = sorted(set(value) & set(RESERVED_EXTERNAL_LABELS))
+        if taken:
+            raise ValueError(f"{', '.join(taken)} belong to the operator and the stores' deduplication (got them in "
+                             "externalLabels); remove them")
+        empty = sorted(key for key, label in value.items() if not label)
+        if empty:
+            raise ValueError(f"an empty value removes nothing and adds nothing (got {', '.join(empty)}); remove it")
+        templated = sorted(key for key, label in value.items() if "{{" in label)
+        if templated:
+            raise ValueError(f"the chart renders external labels as Go templates, so a value may not contain '{{{{' "
+                             f"(got it in {', '.join(templated)}); change it")
+        return value
     storage_size: str = Field(
         "10Gi", pattern=MEMORY_QUANTITY, description="Size of each replica's volume.", examples=["50Gi"]
     )
@@ -196,8 +248,11 @@ class PrometheusConfig(Section):
 class AlertmanagerConfig(Section):
     """The Alertmanager cluster; its routing and receivers are the `alerting` section."""
 
-    replicas: int = Field(
-        1, ge=1, le=5, description="Alertmanager replicas (they gossip to deduplicate notifications).", examples=[3]
+    replicas: int | None = Field(
+        None, ge=1, le=5,
+        description="Alertmanager replicas, clustered (they gossip silences and what they notified, so an alert "
+        "is notified once); unset: 3 with highAvailability, else 1.",
+        examples=[3],
     )
     storage_size: str = Field(
         "1Gi", pattern=MEMORY_QUANTITY, description="Volume for silences and the notification log.",
@@ -304,6 +359,18 @@ class MonitoringConfig(Section):
     )
     prometheus: PrometheusConfig = PrometheusConfig()
     alertmanager: AlertmanagerConfig = AlertmanagerConfig()
+    high_availability: bool | None = Field(
+        None,
+        description="Two Prometheus and three Alertmanager replicas (unless set), PodDisruptionBudgets, and pods "
+        "spread over nodes and zones; unset: on for eks, aks and gke, off for kind and existing.",
+        examples=[True],
+    )
+    remote_write: tuple[StoreConfig, ...] = Field(
+        (),
+        description="Distributed stores Prometheus writes to, each a `kind`: generic (Thanos, Mimir, Cortex, "
+        "VictoriaMetrics), amp (EKS), azureMonitor (AKS), gmp (GKE).",
+        examples=[[{"name": "thanos", "kind": "generic", "url": "https://receive.example.com/api/v1/receive"}]],
+    )
     storage: MonitoringStorageConfig = MonitoringStorageConfig()
     resources: ChartResourcesConfig = ChartResourcesConfig()
     grafana: GrafanaConfig = GrafanaConfig()
@@ -329,15 +396,30 @@ class MonitoringConfig(Section):
             )
         return self
 
-    def problems_on(self, kind: ClusterKind) -> list[str]:
-        """What this monitoring section cannot do on a cluster of ``kind`` (empty when it fits)."""
-        problems = []
+    def high_availability_on(self, kind: ClusterKind) -> bool:
+        """Whether the stack runs Prometheus and Alertmanager highly available on a cluster of ``kind``."""
+        return KINDS[kind].high_availability_by_default if self.high_availability is None else self.high_availability
+
+    def prometheus_replicas(self, kind: ClusterKind) -> int:
+        if self.prometheus.replicas is not None:
+            return self.prometheus.replicas
+        return HA_PROMETHEUS_REPLICAS if self.high_availability_on(kind) else 1
+
+    def alertmanager_replicas(self, kind: ClusterKind) -> int:
+        if self.alertmanager.replicas is not None:
+            return self.alertmanager.replicas
+        return HA_ALERTMANAGER_REPLICAS if self.high_availability_on(kind) else 1
+
+    def problems_on(self, kind: ClusterKind) -> list[tuple[str, str]]:
+        """What this monitoring section cannot do on a cluster of ``kind``: ``(key path within the section,
+        problem)``, empty when it fits."""
+        problems = [(f"remoteWrite[{index}]", problem) for index, problem in store_problems(self.remote_write, kind)]
         if self.storage.empty_dir and not KINDS[kind].ephemeral_monitoring_storage:
-            problems.append(
-                "storage.emptyDir loses Prometheus' data with every pod restart, which only the local kind stack "
-                f"accepts (got emptyDir on a {kind} cluster); remove it: pulumi config rm --path "
-                "'monitoring.storage.emptyDir'"
-            )
+            problems.append((
+                "storage.emptyDir",
+                "loses Prometheus' data with every pod restart, which only the local kind stack accepts (got emptyDir "
+                f"on a {kind} cluster); remove it: pulumi config rm --path 'monitoring.storage.emptyDir'",
+            ))
         return problems
 
 

@@ -7,7 +7,8 @@ nothing secret is ever part of the Helm values and no password is a default anyo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pulumi
@@ -28,6 +29,7 @@ from components.contracts import (
 from components.contracts import common_labels as project_labels
 from components.monitoring.alertmanager import ALERTMANAGER_SECRETS_MOUNT, receiver_secrets, render_alertmanager_config
 from components.monitoring.config import AlertingConfig, MonitoringConfig
+from components.monitoring.stores import MetricsStore, remote_write
 from components.monitoring.values import (
     ALERTMANAGER_PORT,
     GRAFANA_ADMIN_PASSWORD_KEY,
@@ -62,6 +64,14 @@ class MonitoringStackArgs:
     """StorageClass of the volumes (``Cluster.default_storage_class``); ``None``: the cluster's default class."""
     grafana_host_port: int | None = None
     """On kind, the host port the cluster maps to Grafana's NodePort (``cluster.grafanaHostPort``)."""
+    external_labels: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Labels of every series sent to a store: ``cluster`` and ``environment`` (``monitoring.prometheus
+    .externalLabels`` is merged over them)."""
+    stores: tuple[MetricsStore, ...] = ()
+    """Stores Prometheus writes to (``components.monitoring.stores.connect_store``), in order."""
+    period_store: MetricsStore | None = None
+    """The store that evaluates the SLO period's rules for models whose period Prometheus does not keep; with a
+    Thanos Ruler evaluator, the stack runs that ruler."""
 
     def __post_init__(self) -> None:
         if self.platform not in CLUSTER_KINDS:
@@ -70,7 +80,7 @@ class MonitoringStackArgs:
             raise ValueError("grafana_host_port is required on kind: Grafana is reached through it")
         # The stack configuration refuses these before anything is declared; this guards direct callers.
         if problems := self.monitoring.problems_on(self.platform):
-            raise pulumi.RunError(f"{PROJECT}:monitoring: {'; '.join(problems)}")
+            raise pulumi.RunError("; ".join(f"{PROJECT}:monitoring.{key}: {problem}" for key, problem in problems))
 
 
 class MonitoringStack(pulumi.ComponentResource):
@@ -110,6 +120,8 @@ class MonitoringStack(pulumi.ComponentResource):
     """Prometheus' in-cluster URL."""
     alertmanager_url: str
     """Alertmanager's in-cluster URL."""
+    store_outputs: dict[str, dict[str, pulumi.Input[object]]]
+    """Per store Prometheus writes to: its kind and what a person needs of it (a workspace's id, its endpoint)."""
 
     def __init__(self, name: str, args: MonitoringStackArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(self.TYPE, name, None, opts)
@@ -147,6 +159,10 @@ class MonitoringStack(pulumi.ComponentResource):
             },
             opts=child,
         )
+        remote_write_secret = self._remote_write_secret(name, args, names, namespace)
+        if any(store.prometheus_build and store.prometheus_build.leader_lease for store in args.stores) \
+                and config.prometheus_replicas(args.platform) > 1:
+            self._export_lease_access(name, names, namespace)
         receivers_secret = k8s.core.v1.Secret(
             f"{name}-alertmanager-receivers",
             metadata={
@@ -179,6 +195,10 @@ class MonitoringStack(pulumi.ComponentResource):
             dashboards=self.dashboards,
             grafana_admin_secret=grafana_secret.metadata.name,
             receivers_secret=receivers_secret.metadata.name,
+            external_labels=args.external_labels,
+            stores=args.stores,
+            remote_write_secret=remote_write_secret.metadata.name if remote_write_secret is not None else None,
+            period_store=args.period_store,
         )
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
@@ -193,7 +213,10 @@ class MonitoringStack(pulumi.ComponentResource):
             timeout=config.timeout_seconds,
             cleanup_on_fail=True,
             max_history=MAX_HISTORY,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[grafana_secret, receivers_secret]),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[grafana_secret, receivers_secret, *([remote_write_secret] if remote_write_secret else [])],
+            ),
         )
 
         self.namespace = namespace.metadata.name
@@ -212,6 +235,7 @@ class MonitoringStack(pulumi.ComponentResource):
         )
         self.grafana_admin_user = config.grafana.admin_user
         self.grafana_admin_password = pulumi.Output.secret(password.result)
+        self.store_outputs = {store.name: {"kind": store.kind, **store.outputs} for store in args.stores}
         self.prometheus_url = f"http://{names.prometheus_service}.{config.namespace}.svc:{PROMETHEUS_PORT}"
         self.alertmanager_url = f"http://{names.alertmanager_service}.{config.namespace}.svc:{ALERTMANAGER_PORT}"
         self.register_outputs(
@@ -228,7 +252,54 @@ class MonitoringStack(pulumi.ComponentResource):
                 "grafanaAdminPassword": self.grafana_admin_password,
                 "prometheusUrl": self.prometheus_url,
                 "alertmanagerUrl": self.alertmanager_url,
+                "stores": self.store_outputs,
             }
+        )
+
+    def _remote_write_secret(
+        self, name: str, args: MonitoringStackArgs, names: ChartNames, namespace: k8s.core.v1.Namespace
+    ) -> k8s.core.v1.Secret | None:
+        """The stores' credentials, which the operator reads for Prometheus (and Thanos Ruler); none without any."""
+        data = remote_write.secret_data(list(args.stores))
+        if not data:
+            return None
+        return k8s.core.v1.Secret(
+            f"{name}-remote-write",
+            metadata={
+                "name": names.remote_write_secret,
+                "namespace": namespace.metadata.name,
+                "labels": project_labels("prometheus", names.release, "remote-write-credentials"),
+            },
+            type="Opaque",
+            string_data=data,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _export_lease_access(self, name: str, names: ChartNames, namespace: k8s.core.v1.Namespace) -> None:
+        """Let Prometheus' replicas hold the Lease they elect their exporter with (GMP's ``export.ha``)."""
+        child = pulumi.ResourceOptions(parent=self)
+        metadata = k8s.meta.v1.ObjectMetaArgs(
+            name=names.export_lease,
+            namespace=namespace.metadata.name,
+            labels=project_labels("prometheus", names.release, "export-lease"),
+        )
+        role = k8s.rbac.v1.Role(
+            f"{name}-export-lease",
+            metadata=metadata,
+            rules=[k8s.rbac.v1.PolicyRuleArgs(
+                api_groups=["coordination.k8s.io"], resources=["leases"],
+                verbs=["get", "list", "watch", "create", "update", "patch"],
+            )],
+            opts=child,
+        )
+        k8s.rbac.v1.RoleBinding(
+            f"{name}-export-lease",
+            metadata=metadata,
+            role_ref=k8s.rbac.v1.RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="Role",
+                                             name=role.metadata.name),
+            subjects=[k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=names.prometheus_service_account,
+                                              namespace=namespace.metadata.name)],
+            opts=child,
         )
 
 
@@ -245,12 +316,15 @@ class MonitoringStack(pulumi.ComponentResource):
             outputs["grafanaUrl"] = self.grafana_url
         if self.grafana_port_forward is not None:
             outputs["grafanaPortForward"] = self.grafana_port_forward
-        return outputs | {
+        outputs |= {
             "grafanaAdminUser": self.grafana_admin_user,
             "grafanaAdminPassword": self.grafana_admin_password,
             "prometheusUrl": self.prometheus_url,
             "alertmanagerUrl": self.alertmanager_url,
         }
+        if self.store_outputs:
+            outputs["metricsStores"] = self.store_outputs
+        return outputs
 
 
 def _chart_reference(config: MonitoringConfig) -> tuple[str, str | None, str | None]:

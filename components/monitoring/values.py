@@ -14,6 +14,14 @@ Per platform (sources: ``../shared/facts/kube-prometheus-stack-platforms.md``):
 - GKE runs kube-dns, not CoreDNS; AKS's admissions enforcer rewrites webhook namespace selectors unless the
   webhook configurations opt out by annotation.
 - Prometheus and Alertmanager get PersistentVolumes of the cluster's StorageClass (``emptyDir`` allowed locally).
+- With high availability (on by default on the clouds), two Prometheus and three Alertmanager replicas, each with a
+  PodDisruptionBudget and spread over nodes (required) and zones (required where nodes carry zones); the operator
+  labels each Prometheus replica's series ``prometheus_replica`` (stores deduplicate on it, and the operator drops
+  it from alerts, so both replicas' alerts are one to the clustered Alertmanagers).
+- Stores (``components/monitoring/stores``) become ``additionalRemoteWrite`` entries (appended verbatim, where
+  ``remoteWrite`` would be rendered as a template), Prometheus' service account and pod labels for a cloud
+  identity, a Grafana data source per store with a query API, and the ThanosRuler that evaluates the SLO period's
+  rules when a store of your own holds the period and Prometheus does not.
 """
 
 from __future__ import annotations
@@ -25,8 +33,18 @@ from typing import Any
 import pulumi
 
 from components.clusters.kinds import KINDS, ClusterKind
-from components.contracts import GRAFANA_NODE_PORT, NAMESPACE_NAME_LABEL, DashboardContract, DiscoveryContract
+from components.contracts import (
+    GRAFANA_NODE_PORT,
+    NAME_LABEL,
+    NAMESPACE_NAME_LABEL,
+    RULE_EVALUATOR_LABEL,
+    DashboardContract,
+    DiscoveryContract,
+)
 from components.monitoring.config import MonitoringConfig
+from components.monitoring.stores import MetricsStore, PrometheusBuild
+from components.monitoring.stores.remote_write import grafana_data_sources, remote_write_entries, remote_write_entry
+from components.monitoring.stores.thanos_ruler import ThanosRulerRules
 
 RELEASE_LABEL = "release"
 """The label the chart's own ServiceMonitors and rules carry, with the release name as value (``releaseLabel``)."""
@@ -47,6 +65,12 @@ ALERTMANAGER_PORT = 9093
 
 MONITOR_KINDS = ("serviceMonitor", "podMonitor", "rule", "probe", "scrapeConfig")
 """Every kind of object Prometheus selects by label: all use the discovery contract's labels."""
+HOSTNAME_TOPOLOGY = "kubernetes.io/hostname"
+ZONE_TOPOLOGY = "topology.kubernetes.io/zone"
+OPERATOR_NAME_LABEL = "operator.prometheus.io/name"
+"""Label the operator puts on a Prometheus' pods, with the Prometheus object's name."""
+ALERTMANAGER_NAME_LABEL = "alertmanager"
+"""Label the operator puts on an Alertmanager's pods, with the Alertmanager object's name."""
 
 _CONTROL_PLANE_TARGETS: dict[str, dict[str, Any]] = {
     # Secure ports of Kubernetes >= 1.22/1.23, self-signed serving certificates (kubeadm).
@@ -111,6 +135,31 @@ class ChartNames:
         return f"{self.release}-admission"
 
     @property
+    def prometheus(self) -> str:
+        """The Prometheus object (and the operator's ``operator.prometheus.io/name`` of its pods)."""
+        return f"{self.release}-prometheus"
+
+    @property
+    def prometheus_service_account(self) -> str:
+        """Prometheus' service account, named explicitly: a cloud identity trusts it by name."""
+        return f"{self.release}-prometheus"
+
+    @property
+    def alertmanager(self) -> str:
+        """The Alertmanager object (and the ``alertmanager`` label of its pods)."""
+        return f"{self.release}-alertmanager"
+
+    @property
+    def remote_write_secret(self) -> str:
+        """The Secret holding the stores' credentials, which the operator reads for Prometheus and Thanos Ruler."""
+        return f"{self.release}-remote-write"
+
+    @property
+    def export_lease(self) -> str:
+        """The Lease the replicas of a Prometheus that exports by itself (GMP) elect their exporter with."""
+        return f"{self.release}-prometheus-export"
+
+    @property
     def grafana(self) -> str:
         """Grafana's Deployment and Service (the subchart's ``fullnameOverride``)."""
         return f"{self.release}-grafana"
@@ -146,48 +195,93 @@ def chart_values(
     dashboards: DashboardContract,
     grafana_admin_secret: pulumi.Input[str],
     receivers_secret: pulumi.Input[str],
+    external_labels: Mapping[str, pulumi.Input[str]] | None = None,
+    stores: tuple[MetricsStore, ...] = (),
+    remote_write_secret: pulumi.Input[str] | None = None,
+    period_store: MetricsStore | None = None,
 ) -> dict[str, Any]:
     """The release's values: every setting of the stack, then ``monitoring.extraValues`` merged over them.
 
     ``storage_class`` is the cluster's (``None``: its default class); ``monitoring.storage.storageClass``
     overrides it. The Secret names are inputs so that the release depends on the Secrets it mounts.
+    ``external_labels`` are the stack's (``cluster``, ``environment``), under ``monitoring.prometheus
+    .externalLabels``; ``stores`` are written to, their credentials in ``remote_write_secret``; ``period_store``
+    is the store that evaluates the SLO period's rules, if any does.
     """
     names = ChartNames(monitoring.release_name)
     resources = monitoring.resources
     prometheus = monitoring.prometheus
+    facts = KINDS[platform]
+    replicas = monitoring.prometheus_replicas(platform)
+    secret_name = remote_write_secret if remote_write_secret is not None else names.remote_write_secret
 
     prometheus_spec: dict[str, Any] = {
-        "replicas": prometheus.replicas,
+        "replicas": replicas,
         "retention": prometheus.retention,
         "retentionSize": prometheus.retention_size,
         "scrapeInterval": prometheus.scrape_interval,
         "evaluationInterval": prometheus.evaluation_interval,
         "resources": resources.prometheus.as_values(),
         "storageSpec": _volume(monitoring, storage_class, prometheus.storage_size),
+        "externalLabels": {**(external_labels or {}), **prometheus.external_labels},
     }
     for kind in MONITOR_KINDS:
         prometheus_spec[f"{kind}SelectorNilUsesHelmValues"] = False
         prometheus_spec[f"{kind}Selector"] = label_selector(discovery.labels)
         prometheus_spec[f"{kind}NamespaceSelector"] = namespace_selector(discovery.namespaces)
+    # Rules a store's Thanos Ruler evaluates carry the evaluator label: Prometheus leaves them to it.
+    prometheus_spec["ruleSelector"] = {
+        **label_selector(discovery.labels),
+        "matchExpressions": [{"key": RULE_EVALUATOR_LABEL, "operator": "DoesNotExist"}],
+    }
+    if replicas > 1:
+        prometheus_spec["topologySpreadConstraints"] = _spread(
+            {NAME_LABEL: "prometheus", OPERATOR_NAME_LABEL: names.prometheus}, zones_required=facts.nodes_in_zones
+        )
+    entries = remote_write_entries(list(stores), secret_name=secret_name, replicas=replicas)
+    if entries:
+        prometheus_spec["additionalRemoteWrite"] = entries
+    identity_labels: dict[str, str] = {}
+    identity_annotations: dict[str, pulumi.Input[str]] = {}
+    for store in stores:
+        if store.identity is not None:
+            identity_labels |= store.identity.pod_labels
+            identity_annotations |= store.identity.service_account_annotations
+        if store.prometheus_build is not None:
+            prometheus_spec |= _prometheus_build(store.prometheus_build, names, monitoring.namespace, replicas)
+    if identity_labels:
+        prometheus_spec["podMetadata"] = {"labels": identity_labels}
 
     admission_webhooks: dict[str, Any] = {"patch": {"resources": resources.admission_jobs.as_values()}}
-    facts = KINDS[platform]
     if facts.webhook_annotations:  # AKS's admissions enforcer would rewrite their namespaceSelector otherwise
         admission_webhooks["mutatingWebhookConfiguration"] = {"annotations": dict(facts.webhook_annotations)}
         admission_webhooks["validatingWebhookConfiguration"] = {"annotations": dict(facts.webhook_annotations)}
 
+    alertmanager_replicas = monitoring.alertmanager_replicas(platform)
+    alertmanager_spec: dict[str, Any] = {
+        "replicas": alertmanager_replicas,
+        "resources": resources.alertmanager.as_values(),
+        "storage": _volume(monitoring, storage_class, monitoring.alertmanager.storage_size),
+        "secrets": [receivers_secret],
+    }
+    if alertmanager_replicas > 1:
+        alertmanager_spec["topologySpreadConstraints"] = _spread(
+            {NAME_LABEL: "alertmanager", ALERTMANAGER_NAME_LABEL: names.alertmanager},
+            zones_required=facts.nodes_in_zones,
+        )
     values: dict[str, Any] = {
         "fullnameOverride": names.release,
         "crds": {"enabled": True},
-        "prometheus": {"prometheusSpec": prometheus_spec},
+        "prometheus": {
+            "prometheusSpec": prometheus_spec,
+            # Named, so that a cloud identity can trust it by name; annotated with the identity it acts as.
+            "serviceAccount": {"name": names.prometheus_service_account, "annotations": identity_annotations},
+            "podDisruptionBudget": _disruption_budget(replicas),
+        },
         "alertmanager": {
             "config": _copy_tree(alertmanager_config),
-            "alertmanagerSpec": {
-                "replicas": monitoring.alertmanager.replicas,
-                "resources": resources.alertmanager.as_values(),
-                "storage": _volume(monitoring, storage_class, monitoring.alertmanager.storage_size),
-                "secrets": [receivers_secret],
-            },
+            "alertmanagerSpec": alertmanager_spec,
+            "podDisruptionBudget": _disruption_budget(alertmanager_replicas),
         },
         "prometheusOperator": {
             # The operator creates the kubelet's Service itself, outside the release: in kube-system (the
@@ -211,7 +305,72 @@ def chart_values(
     if facts.cluster_dns == "kube-dns":
         values["coreDns"] = {"enabled": False}
         values["kubeDns"] = {"enabled": True}
+    if sources := grafana_data_sources(list(stores)):
+        values["grafana"]["additionalDataSources"] = sources
+    if period_store is not None and isinstance(period_store.rule_evaluator, ThanosRulerRules):
+        values["thanosRuler"] = _thanos_ruler(monitoring, period_store, period_store.rule_evaluator, discovery,
+                                              secret_name)
     return deep_merge(values, monitoring.extra_values)
+
+
+def _spread(pod_labels: Mapping[str, str], *, zones_required: bool) -> list[dict[str, Any]]:
+    """Replicas on different nodes (the scheduler must), and zones (must, where every node has one)."""
+    selector = {"matchLabels": dict(pod_labels)}
+    return [
+        {"maxSkew": 1, "topologyKey": HOSTNAME_TOPOLOGY, "whenUnsatisfiable": "DoNotSchedule",
+         "labelSelector": selector},
+        {"maxSkew": 1, "topologyKey": ZONE_TOPOLOGY,
+         "whenUnsatisfiable": "DoNotSchedule" if zones_required else "ScheduleAnyway", "labelSelector": selector},
+    ]
+
+
+def _disruption_budget(replicas: int) -> dict[str, Any]:
+    """At most one replica evicted at a time; none for a single replica, whose budget would block every drain."""
+    if replicas < 2:
+        return {"enabled": False}
+    return {"enabled": True, "minAvailable": replicas - 1}
+
+
+def _prometheus_build(
+    build: PrometheusBuild, names: ChartNames, namespace: str, replicas: int
+) -> dict[str, Any]:
+    """The image and flags of a Prometheus build that exports by itself; replicas elect one exporter."""
+    repository, tag = build.image.rsplit(":", 1)
+    registry, repository = repository.split("/", 1)
+    args: list[dict[str, Any]] = [{"name": name, "value": value} for name, value in build.args.items()]
+    args += [{"name": name, "value": value} for name, values in build.flag_lists.items() for value in values]
+    if build.leader_lease and replicas > 1:
+        args += [{"name": "export.ha.backend", "value": "kube"},
+                 {"name": "export.ha.kube.namespace", "value": namespace},
+                 {"name": "export.ha.kube.name", "value": names.export_lease}]
+    return {
+        "image": {"registry": registry, "repository": repository, "tag": tag},
+        "version": tag.split("-", 1)[0],  # the Prometheus release it is built on, for the operator's config
+        "additionalArgs": args,
+    }
+
+
+def _thanos_ruler(
+    monitoring: MonitoringConfig,
+    store: MetricsStore,
+    evaluator: ThanosRulerRules,
+    discovery: DiscoveryContract,
+    secret_name: pulumi.Input[str],
+) -> dict[str, Any]:
+    """Thanos Ruler evaluating the rules labelled for ``store`` against its query API, writing back to it (no
+    state of its own: stateless mode)."""
+    return {
+        "enabled": True,
+        "thanosRulerSpec": {
+            "queryEndpoints": [evaluator.query_url],
+            "ruleSelectorNilUsesHelmValues": False,
+            "ruleSelector": label_selector({**discovery.labels, RULE_EVALUATOR_LABEL: store.name}),
+            "ruleNamespaceSelector": namespace_selector(discovery.namespaces),
+            "evaluationInterval": monitoring.prometheus.evaluation_interval,
+            "remoteWrite": [remote_write_entry(store, secret_name=secret_name, replicas=1)],
+            "resources": monitoring.resources.thanos_ruler.as_values(),
+        },
+    }
 
 
 def _volume(monitoring: MonitoringConfig, storage_class: pulumi.Input[str] | None, size: str) -> dict[str, Any]:
