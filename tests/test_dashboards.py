@@ -1,5 +1,5 @@
-"""The model dashboard: one for every model, stable uid, three rows, the variables that pick a model, and the
-ConfigMap Grafana's sidecar imports."""
+"""The model dashboard: one for every model, stable uid, three rows, the variables that pick a model (and the
+clusters, when a store holds several), and the ConfigMap Grafana's sidecar imports."""
 
 from __future__ import annotations
 
@@ -8,18 +8,21 @@ import json
 import re
 from typing import Any
 
+import promql_parser
 import pulumi
 import pytest
 
-from components.contracts import DashboardContract
+from components.contracts import CLUSTER_LABEL, SLO_STORE_LABEL, DashboardContract
 from components.monitors.model_dashboards import ModelDashboards, ModelDashboardsArgs
 from components.monitors.overview_dashboard import (
+    ALL_VALUE,
     MODEL_DASHBOARD_TITLE,
     dashboard_expressions,
     dashboard_json,
     dashboard_uid,
     model_dashboard,
 )
+from components.monitors.slo_rules import PERIOD_BUDGET_REMAINING
 from tests.harness import run_function
 
 CONTRACT = DashboardContract(label="grafana_dashboard", label_value="1", namespaces=("monitoring",))
@@ -63,14 +66,17 @@ def test_interface_model_and_infrastructure_rows():
 def test_variables_pick_any_model_that_exports_the_contract():
     doc = document()
     variables = {v["name"]: v for v in doc["templating"]["list"]}
-    assert list(variables) == ["datasource", "namespace", "model"]
+    assert list(variables) == ["datasource", "cluster", "namespace", "model"]
     assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
-    assert variables["namespace"]["query"] == "label_values(model_info, namespace)"
-    assert variables["model"]["query"] == 'label_values(model_info{namespace="$namespace"}, model_name)'
+    assert variables["namespace"]["query"] == 'label_values(model_info{cluster=~"$cluster"}, namespace)'
+    assert variables["model"]["query"] == (
+        'label_values(model_info{cluster=~"$cluster", namespace="$namespace"}, model_name)'
+    )
     for panel in doc["panels"]:
         for target in panel.get("targets", []):
             assert target["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
-            # Every query is narrowed to the selected namespace, and, through model_info, to the model.
+            # Every query is narrowed to the selected clusters and namespace, and, through model_info, to the model.
+            assert 'cluster=~"$cluster"' in target["expr"], target["expr"]
             assert 'namespace="$namespace"' in target["expr"], target["expr"]
             assert 'model_name="$model"' in target["expr"], target["expr"]
 
@@ -86,7 +92,93 @@ def test_the_panels_read_each_models_own_windows_and_thresholds_from_its_recordi
     assert any("model:container_memory_near_limit:threshold{" in e for e in expressions)
     assert not [e for e in expressions if re.search(r":(ratio)?[0-9]+[smhdw]\b", e)], "a window in a series name"
     legends = [t["legendFormat"] for p in document()["panels"] for t in p.get("targets", [])]
-    assert "{{feature}} {{model_version}} ({{window}})" in legends
+    assert "{{feature}} {{model_version}} ({{window}}) {{cluster}}" in legends
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Across clusters: one store, several clusters' series
+# ---------------------------------------------------------------------------------------------------------
+
+IN_CLUSTERS = f'{CLUSTER_LABEL}=~"${CLUSTER_LABEL}"'
+
+
+def targets(doc: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [(panel["title"], target) for panel in doc["panels"] for target in panel.get("targets", [])]
+
+
+def cluster_violations(expression: str) -> list[str]:
+    """What in ``expression`` mixes clusters: a selector without ``cluster=~"$cluster"``, an aggregation that
+    drops ``cluster`` or a join (``on``) that ignores it."""
+    violations: list[str] = []
+
+    def visit(node: Any) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            matchers = [(m.name, str(m.op), m.value) for m in node.matchers.matchers]
+            if (CLUSTER_LABEL, "MatchOp.Re", f"${CLUSTER_LABEL}") not in matchers:
+                violations.append(f"selector without the cluster matcher: {node}")
+        elif isinstance(node, promql_parser.AggregateExpr):
+            modifier = node.modifier
+            if modifier is None or modifier.type != promql_parser.AggModifierType.By or (
+                CLUSTER_LABEL not in modifier.labels
+            ):
+                violations.append(f"aggregation not by cluster: {node}")
+        elif isinstance(node, promql_parser.BinaryExpr) and node.modifier and node.modifier.matching:
+            matching = node.modifier.matching
+            if matching.type == promql_parser.LabelModifierType.Include and CLUSTER_LABEL not in matching.labels:
+                violations.append(f"join not on cluster: {node}")
+
+    promql_parser.walk(promql_parser.parse(expression.replace("$__rate_interval", "5m")), visit)
+    return violations
+
+
+def test_the_cluster_variable_comes_first_and_includes_all():
+    variables = [v for v in document()["templating"]["list"] if v["type"] == "query"]
+    cluster = variables[0]
+    assert cluster["name"] == CLUSTER_LABEL
+    assert cluster["query"] == f"label_values(model_info, {CLUSTER_LABEL})"
+    assert cluster["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+    # All is `.*`, not the alternation of what label_values found: a Prometheus without external labels offers
+    # no cluster, and `.*` still selects its series.
+    assert cluster["multi"] is True and cluster["includeAll"] is True and cluster["allValue"] == ALL_VALUE == ".*"
+    assert cluster["current"]["value"] == "$__all"
+    assert cluster["refresh"] == 2 and cluster["sort"] == 1  # on time range change, alphabetical
+    # The variables after it offer only what the selected clusters hold.
+    assert all(IN_CLUSTERS in v["query"] for v in variables[1:]), [v["query"] for v in variables[1:]]
+
+
+def test_every_query_selects_joins_and_aggregates_by_cluster():
+    doc = document()
+    expressions = [target["expr"] for _, target in targets(doc)]
+    assert len(expressions) >= 20 and len(expressions) == len(set(dashboard_expressions(doc)) - {
+        v["query"] for v in doc["templating"]["list"] if v["type"] == "query"})
+    assert {e: cluster_violations(e) for e in expressions if cluster_violations(e)} == {}
+    assert all(IN_CLUSTERS in e for e in expressions)
+
+
+@pytest.mark.parametrize("expression", [
+    'sum by (namespace) (up{cluster=~"$cluster", namespace="$namespace"})',
+    'up{namespace="$namespace"}',
+    'up{cluster="$cluster"}',
+    'sum(up{cluster=~"$cluster"})',
+    'a{cluster=~"$cluster"} * on (namespace, pod) group_left () b{cluster=~"$cluster"}',
+    'a{cluster=~"$cluster"} / ignoring (class) group_left () b',
+])
+def test_the_cluster_check_has_teeth(expression: str):
+    assert cluster_violations(expression)
+
+
+def test_every_legend_tells_the_clusters_apart():
+    legends = {title: target["legendFormat"] for title, target in targets(document())}
+    assert {t: legend for t, legend in legends.items() if f"{{{{{CLUSTER_LABEL}}}}}" not in legend} == {}
+
+
+def test_the_budget_panel_shows_the_store_that_computed_it():
+    # Both the cluster's Prometheus and a store keeping the whole period may record the budget: the legend says
+    # which store each series comes from.
+    [(title, target)] = [(t, target) for t, target in targets(document()) if PERIOD_BUDGET_REMAINING in target["expr"]]
+    assert title == "SLO error budget left"
+    assert f"{{{{{SLO_STORE_LABEL}}}}}" in target["legendFormat"] and "{{cluster}}" in target["legendFormat"]
+    assert "{{sloth_slo}}" in target["legendFormat"]
 
 
 def test_the_dashboard_is_a_configmap_for_grafanas_sidecar():
