@@ -210,7 +210,10 @@ COMPUTED_OUTPUTS: dict[str, ComputedOutputs] = {
         "tenantId": "00000000-0000-0000-0000-000000000004",
     },
     "azure-native:resources:ResourceGroup": lambda args: {"name": args.inputs.get("resourceGroupName", args.name)},
-    "gcp:serviceaccount/account:Account": lambda args: {"email": f"{args.inputs['accountId']}@mock.iam"},
+    "gcp:serviceaccount/account:Account": lambda args: {
+        "email": f"{args.inputs['accountId']}@mock.iam",
+        "name": f"projects/{args.inputs.get('project', '-')}/serviceAccounts/{args.inputs['accountId']}@mock.iam",
+    },
     "aws:iam/role:Role": lambda args: {"arn": f"arn:aws:iam::123456789012:role/{args.name}", "name": args.name},
     "random:index/randomPassword:RandomPassword": lambda args: {"result": secrets.token_urlsafe(24)},
     "random:index/randomBytes:RandomBytes": lambda args: {

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from model_service import contract
@@ -11,6 +14,7 @@ from components.monitors.config import ModelMonitorsConfig
 from components.monitors.model_monitors import ModelMonitorsArgs, rule_groups
 from components.monitors.rule_model import RuleGroup
 
+ROOT = Path(__file__).resolve().parents[1]
 NAMESPACE = "models"
 MODEL = "synthetic-classifier"
 MINUTE = 60_000
@@ -38,3 +42,13 @@ def args_for(config: ModelMonitorsConfig) -> ModelMonitorsArgs:
 def groups_for(config: ModelMonitorsConfig) -> tuple[RuleGroup, ...]:
     """Every rule group of the sample model's PrometheusRule under ``config``."""
     return rule_groups(args_for(config), namespace=NAMESPACE, workload=MODEL)
+
+
+def chart_metrics_script() -> ModuleType:
+    """``scripts/chart_metrics.py``, whose ``metric_names`` parses PromQL (promql-parser) and ``read_list`` reads the
+    chart's metric list."""
+    spec = importlib.util.spec_from_file_location("chart_metrics", ROOT / "scripts" / "chart_metrics.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -9,35 +9,28 @@ not silently in production.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from model_service import contract
 
+from components.contracts import CLUSTER_LABEL
 from components.monitors.config import ModelMonitorsConfig
 from components.monitors.overview_dashboard import (
+    ALL_VALUE,
     dashboard_expressions,
     dashboard_json,
     model_dashboard,
 )
 from components.monitors.rule_model import RecordingRule, RuleGroup
-from tests.monitor_rules import MODEL, NAMESPACE, groups_for
+from tests.monitor_rules import MODEL, NAMESPACE, chart_metrics_script, groups_for
 from tests.rule_testing import check_rules, write_rules
 from tests.sample_service import sample_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def chart_metrics_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("chart_metrics", ROOT / "scripts" / "chart_metrics.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def rule_groups_under_test() -> tuple[RuleGroup, ...]:
@@ -47,7 +40,8 @@ def rule_groups_under_test() -> tuple[RuleGroup, ...]:
 
 def dashboard_queries() -> list[str]:
     document = json.loads(dashboard_json(model_dashboard()))
-    values = {"namespace": NAMESPACE, "model": MODEL, "__rate_interval": "5m", "datasource": "prometheus"}
+    values = {CLUSTER_LABEL: ALL_VALUE, "namespace": NAMESPACE, "model": MODEL, "__rate_interval": "5m",
+              "datasource": "prometheus"}
     queries = []
     for expression in dashboard_expressions(document):
         query = re.sub(r"\$\{?([A-Za-z_]\w*)\}?", lambda m: values[m.group(1)], expression)

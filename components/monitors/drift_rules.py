@@ -90,6 +90,24 @@ def js_distance(window: str) -> str:
     return f"model_feature:drift_js_distance:{window}"
 
 
+def psi_across_clusters(window: str, **scope: str) -> str:
+    """PSI of a feature over every cluster a store holds: the clusters' recorded per-bin counts summed first.
+
+    Averaging per-cluster PSIs would weigh a quiet cluster like a busy one and hide a shift the fleet as a whole
+    shows; PSI is not additive, so the global figure comes from the summed bins, which each Prometheus already
+    records (``observations_by_bin``) and writes to the store. ``scope`` selects the model (``job``,
+    ``namespace``, ``model_name``); an HA pair must reach the store deduplicated, or its bins count twice.
+    """
+    labels = tuple(label for label in GROUP_LABELS if label != CLUSTER_LABEL)
+    bins = by((*labels, contract.LABEL_BIN))
+    counts = f"sum by {bins} ({selector(observations_by_bin(window), **scope)})"
+    q = (f"clamp_min(\n    {counts}\n  / ignoring ({contract.LABEL_BIN}) group_left ()\n"
+         f"    (sum by {by(labels)} ({selector(observations_by_bin(window), **scope)}) > 0),\n"
+         f"  {contract.PSI_EPSILON}\n)")
+    p = f"clamp_min(max by {bins} ({selector(REFERENCE, **scope)}), {contract.PSI_EPSILON})"
+    return f"sum by {by(labels)} (\n  ({q} - on {bins} {p})\n* on {bins}\n  ln({q} / on {bins} {p})\n)"
+
+
 @dataclass(frozen=True, kw_only=True)
 class DriftThresholds:
     """Values at or above which a feature counts as drifted."""

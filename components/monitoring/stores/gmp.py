@@ -23,12 +23,14 @@ from components.clusters.gke import GkeCluster
 from components.contracts import stack_resource_name
 from components.monitoring.stores import MetricsStore, PrometheusBuild, PrometheusIdentity, StoreContext
 from components.monitoring.stores.config import GmpStoreConfig
-from components.monitors.model_monitors import MODEL_RECORDINGS
+from components.monitors.model_monitors import DERIVABLE_RECORDINGS, MODEL_RECORDINGS
 
 GCP_SERVICE_ACCOUNT_ANNOTATION = "iam.gke.io/gcp-service-account"
 """The service-account annotation naming the Google service account a pod acts as (Workload Identity)."""
 METRIC_WRITER = "roles/monitoring.metricWriter"
 WORKLOAD_IDENTITY_USER = "roles/iam.workloadIdentityUser"
+RECORDINGS_SELECTOR = f'{{__name__=~"{MODEL_RECORDINGS}", __name__!~"{DERIVABLE_RECORDINGS}"}}'
+"""What ``send: recordings`` exports: the same series a remote-write store gets (``remote_write.py``)."""
 
 
 class GmpStore(pulumi.ComponentResource):
@@ -90,7 +92,7 @@ class GmpStore(pulumi.ComponentResource):
             prometheus_build=PrometheusBuild(
                 image=config.image,
                 args=flags,
-                flag_lists={"export.match": [f'{{__name__=~"{MODEL_RECORDINGS}"}}']} if config.send == "recordings"
+                flag_lists={"export.match": [RECORDINGS_SELECTOR]} if config.send == "recordings"
                 else {},
                 leader_lease=True,
             ),

@@ -3,7 +3,8 @@
 Credentials never reach the chart's values: each entry refers to keys of one Secret (``secret_data``) that the
 operator reads from the monitoring namespace. Before a store's own relabel rules, every entry applies the stack's:
 
-1. the send filter: ``recordings`` keeps only the models' recording rules (``MODEL_RECORDINGS``);
+1. the send filter: ``recordings`` keeps only the models' recording rules (``MODEL_RECORDINGS``) but the
+   per-bin shares a store can derive again (``DERIVABLE_RECORDINGS``);
 2. the replica label: the operator labels each replica's series ``prometheus_replica=<pod>``, which Thanos
    deduplicates on; a store that deduplicates on another label (``__replica__`` for AMP, Mimir and Cortex) gets it
    renamed, and a store that cannot deduplicate gets the first replica's series only, without the label (the
@@ -21,7 +22,7 @@ import pulumi
 
 from components.monitoring.stores import MetricsStore, RemoteWriteEndpoint
 from components.monitoring.stores.config import PROMETHEUS_REPLICA_LABEL
-from components.monitors.model_monitors import MODEL_RECORDINGS
+from components.monitors.model_monitors import DERIVABLE_RECORDINGS, MODEL_RECORDINGS
 
 FIRST_REPLICA = r"prometheus-.+-0"
 """Pod name of the first replica of any Prometheus (of its first shard): ``prometheus-<name>-0``."""
@@ -60,6 +61,7 @@ def stack_relabel_rules(store: MetricsStore, endpoint: RemoteWriteEndpoint, *, r
     rules: list[dict[str, Any]] = []
     if store.send == "recordings":
         rules.append({"sourceLabels": ["__name__"], "regex": MODEL_RECORDINGS, "action": "keep"})
+        rules.append({"sourceLabels": ["__name__"], "regex": DERIVABLE_RECORDINGS, "action": "drop"})
     target = endpoint.replica_label
     if target == PROMETHEUS_REPLICA_LABEL:
         return rules
