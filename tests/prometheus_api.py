@@ -5,17 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 
 class PrometheusApi:
-    """The few calls of Prometheus' HTTP API the suite asserts on."""
+    """The few calls of Prometheus' HTTP API the suite asserts on (Thanos Query's too: ``query_params`` then
+    carries its ``dedup`` choice into every query)."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, query_params: dict[str, str] | None = None) -> None:
         self.base_url = base_url
         self.client = httpx.Client(base_url=base_url, timeout=10)
+        self.query_params = dict(query_params or {})
 
     def _data(self, path: str, **params: Any) -> Any:
-        response = self.client.get(path, params=params)
+        response = self.client.get(path, params={**self.query_params, **params})
         body = response.json()
         if body.get("status") != "success":
             raise AssertionError(f"{path} {params}: {body}")
@@ -29,6 +32,12 @@ class PrometheusApi:
         data = self._data("/api/v1/query", **params)
         assert data["resultType"] == "vector", data
         return list(data["result"])
+
+    def samples(self, selector: str, start: float, end: float) -> dict[frozenset[tuple[str, str]], list[float]]:
+        """The raw sample timestamps of ``selector``'s series in (start, end], by label set."""
+        data = self._data("/api/v1/query", query=f"{selector}[{int((end - start) * 1000)}ms]", time=f"{end:.3f}")
+        assert data["resultType"] == "matrix", data
+        return {frozenset(s["metric"].items()): [float(t) for t, _ in s["values"]] for s in data["result"]}
 
     def value(self, expr: str, at: float | None = None) -> float | None:
         """The value of a query that returns at most one series."""
@@ -52,6 +61,18 @@ class PrometheusApi:
 
     def label_values(self, label: str, match: str) -> list[str]:
         return list(self._data(f"/api/v1/label/{label}/values", **{"match[]": match}))
+
+    def own_metric(self, name: str, **labels: str) -> float:
+        """The sum of the server's own ``name`` samples on its ``/metrics`` matching ``labels`` (its own metrics,
+        which no scrape job stores here)."""
+        response = self.client.get("/metrics")
+        response.raise_for_status()
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(response.text)
+            for sample in family.samples
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+        )
 
     def close(self) -> None:
         self.client.close()

@@ -11,13 +11,11 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from model_service import contract
-from scipy.spatial.distance import jensenshannon
 
 from components.monitors.drift_rules import (
     FEATURE_DRIFT_ALERT,
@@ -34,6 +32,7 @@ from components.monitors.model_slos import AVAILABILITY_ALERT, LATENCY_ALERT, la
 from components.monitors.rule_model import TimeScale, by
 from tests.e2e.conftest import TIMINGS
 from tests.e2e.dashboard import expand, queries_by_row, query_variables
+from tests.e2e.drift_math import js_of, psi_of, reference_shares
 from tests.e2e.receiver import Notification
 from tests.e2e.stack import TEST_CREDENTIALS, Trio
 from tests.processes import poll
@@ -80,30 +79,6 @@ def wait_firing(trio: Trio, name: str, *, timeout: float, **labels: str) -> list
 
 def alerts_of(notification: Notification, name: str, status: str | None = None) -> list[dict[str, str]]:
     return [a.labels for a in notification.alerts if a.name == name and (status is None or a.status == status)]
-
-
-def reference_shares(artifact: Path) -> dict[str, dict[str, float]]:
-    """Training shares per feature and bin, from the artifact the service loaded (not from Prometheus)."""
-    metadata = json.loads((artifact / "metadata.json").read_text())
-    shares = {
-        feature["name"]: {contract.bin_label(i): share for i, share in enumerate(feature["shares"])}
-        for feature in metadata["features"]
-    }
-    prediction = metadata["prediction"]
-    shares[contract.PREDICTION_FEATURE] = dict(zip(prediction["classes"], prediction["shares"], strict=True))
-    return shares
-
-
-def psi_of(counts: np.ndarray, reference: np.ndarray) -> float:
-    q = np.maximum(counts / counts.sum(), contract.PSI_EPSILON)
-    p = np.maximum(reference, contract.PSI_EPSILON)
-    return float(np.sum((q - p) * np.log(q / p)))
-
-
-def js_of(counts: np.ndarray, reference: np.ndarray) -> float:
-    q = np.maximum(counts / counts.sum(), contract.JS_EPSILON)
-    p = np.maximum(reference, contract.JS_EPSILON)
-    return float(jensenshannon(q, p, base=2))
 
 
 # ---------------------------------------------------------------------------------------------------------
