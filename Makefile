@@ -15,7 +15,7 @@ export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.state
 export PULUMI_CONFIG_PASSPHRASE_FILE ?= $(CURDIR)/.state/passphrase
 PYTEST_ARGS ?=
 
-.PHONY: up destroy preview venv dev tools test lint engine-test node-test
+.PHONY: up destroy preview doctor extras venv dev tools test lint engine-test node-test
 
 $(VENV)/.installed: pyproject.toml requirements.txt model-service/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,15 +34,28 @@ dev: $(VENV)/.dev-installed
 	mkdir -p .state
 	umask 077 && $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(32))' > $@
 
-up: venv .state/passphrase
+# Each prerequisite on one line, found or missing, with the command that installs what is missing (scripts/doctor.py).
+doctor:
+	$(PYTHON) scripts/doctor.py --stack $(STACK) --for up
+
+# The cloud's Python extra of the stack (`.[aws]` for eks, ...), installed into .venv once.
+extras: venv
+	extra="$$($(PYTHON) scripts/doctor.py --stack $(STACK) --print-extra)"
+	if [ -n "$$extra" ] && [ ! -f "$(VENV)/.extra-$$extra" ]; then
+		$(VENV)/bin/pip install --quiet -e ".[$$extra]" && touch "$(VENV)/.extra-$$extra"
+	fi
+
+up: doctor extras .state/passphrase
 	pulumi stack select --create $(STACK) --non-interactive
 	pulumi up --yes --non-interactive --stack $(STACK)
 
-preview: venv .state/passphrase
+preview: extras .state/passphrase
+	$(PYTHON) scripts/doctor.py --stack $(STACK) --for preview
 	pulumi stack select --create $(STACK) --non-interactive
 	pulumi preview --diff --non-interactive --stack $(STACK)
 
-destroy: venv .state/passphrase
+destroy: extras .state/passphrase
+	$(PYTHON) scripts/doctor.py --stack $(STACK) --for destroy
 	pulumi destroy --yes --non-interactive --stack $(STACK)
 
 tools:
