@@ -15,7 +15,7 @@ export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.state
 export PULUMI_CONFIG_PASSPHRASE_FILE ?= $(CURDIR)/.state/passphrase
 PYTEST_ARGS ?=
 
-.PHONY: up destroy preview doctor extras venv dev tools test lint engine-test node-test
+.PHONY: up destroy preview doctor extras env outputs venv dev tools test lint engine-test node-test
 
 $(VENV)/.installed: pyproject.toml requirements.txt model-service/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,17 @@ extras: venv
 up: doctor extras .state/passphrase
 	pulumi stack select --create $(STACK) --non-interactive
 	pulumi up --yes --non-interactive --stack $(STACK)
+
+# The backend and passphrase make uses, as exports for a shell of your own: eval "$$(make -s env)"
+env:
+	@echo "export PULUMI_BACKEND_URL=$(PULUMI_BACKEND_URL)"
+	@echo "export PULUMI_CONFIG_PASSPHRASE_FILE=$(PULUMI_CONFIG_PASSPHRASE_FILE)"
+
+# Grafana's URL, user and password, and the port-forwards to Prometheus, Alertmanager and the models, from the
+# stack's outputs (its kubeconfig written to .state/<stack>.kubeconfig, readable by you alone).
+outputs:
+	umask 077 && pulumi stack output kubeconfig --show-secrets --stack $(STACK) > .state/$(STACK).kubeconfig
+	pulumi stack output --json --show-secrets --stack $(STACK) | $(PYTHON) scripts/outputs.py --kubeconfig .state/$(STACK).kubeconfig
 
 preview: extras .state/passphrase
 	$(PYTHON) scripts/doctor.py --stack $(STACK) --for preview
