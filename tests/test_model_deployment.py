@@ -33,6 +33,7 @@ from components.model.deployment import (
     ContainerResources,
     ModelDeployment,
     ModelDeploymentArgs,
+    traffic_selector_labels,
 )
 from components.model.image import (
     IMAGE_REPOSITORY,
@@ -100,7 +101,9 @@ class ModelObjects:
         self.outputs = run.outputs["models"][name]
 
     def registrations(self, kind: str) -> list[Registration]:
-        return [r for r in self.children if r.typ.startswith("kubernetes:") and r.typ.endswith(f":{kind}")]
+        """The model's own objects of ``kind``; its load generator's are tests/test_model_traffic.py's."""
+        return [r for r in self.children if r.typ.startswith("kubernetes:") and r.typ.endswith(f":{kind}")
+                and r.inputs["metadata"].get("labels", {}).get("app.kubernetes.io/component") != "load-generator"]
 
     def all(self, kind: str) -> list[dict[str, Any]]:
         return [plain(r.inputs) for r in self.registrations(kind)]
@@ -161,6 +164,8 @@ def test_the_component_owns_the_models_objects(model: ModelObjects):
     expected = ["Deployment", "NetworkPolicy", "PodDisruptionBudget", "Secret", "Service", "ServiceAccount"]
     if kind_of(model.run) in KINDS_WITH_HPA:
         expected.append("HorizontalPodAutoscaler")
+    if model.config.traffic_on(kind_of(model.run)):
+        expected.append("Deployment")  # its load generator
     assert kinds == sorted(expected)
     for child in model.children:
         assert child.name.startswith(f"{model.component.name}-"), f"{child.typ} {child.name} is not named after it"
@@ -242,7 +247,10 @@ def test_the_models_service_monitor_selects_its_service_and_names_its_port(model
 def test_the_network_policy_admits_prometheus_from_the_monitoring_namespace(model: ModelObjects):
     stack_run = model.run
     [rule, *client_rules] = model.one("NetworkPolicy")["spec"]["ingress"]
-    assert client_rules == [], "the stack files name no client namespaces"
+    generator_peer = {"podSelector": {"matchLabels": traffic_selector_labels(model.name)}}
+    generator = [{"ports": rule["ports"], "from": [generator_peer]}]
+    assert client_rules == (generator if model.config.traffic_on(kind_of(stack_run)) else []), (
+        "the stack files name no client namespaces: only the load generator, where it runs")
     [peer] = rule["from"]
     monitoring_namespace = stack_run.outputs["monitoringNamespace"]
     assert peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": monitoring_namespace}}

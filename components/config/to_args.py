@@ -31,7 +31,13 @@ from components.clusters.metrics_server import MetricsServerArgs
 from components.config.stack import StackConfig
 from components.contracts import CLUSTER_LABEL, ENVIRONMENT_LABEL, DiscoveryContract
 from components.model.config import ModelConfig
-from components.model.deployment import Autoscaling, ContainerResources, FaultInjection, ModelDeploymentArgs
+from components.model.deployment import (
+    Autoscaling,
+    ContainerResources,
+    FaultInjection,
+    ModelDeploymentArgs,
+    SyntheticTraffic,
+)
 from components.model.image import ModelImageArgs
 from components.model.observed import ExternalService, ObservedModelArgs
 from components.monitoring.stack import MonitoringStack, MonitoringStackArgs
@@ -205,6 +211,11 @@ def observed_model_args(
         client_namespaces=policy.client_namespaces,
         client_pod_labels=dict(policy.client_pod_labels),
         image_pull_credentials=image_pull_credentials if model.image is None else None,
+        traffic=(
+            SyntheticTraffic(rate=model.traffic.rate, feedback_ratio=model.traffic.feedback_ratio,
+                             shift=dict(model.traffic.drift))
+            if model.traffic_on(cluster.kind) else None
+        ),
     )
     return ObservedModelArgs(name=name, team=model.team, deployment=deployment, discovery=discovery,
                              monitors=model.monitors, period_evaluator=period_evaluator)

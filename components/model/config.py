@@ -158,6 +158,37 @@ class ModelFaultsConfig(Section):
         return self.error_ratio > 0 or (self.extra_latency_seconds > 0 and self.latency_ratio > 0)
 
 
+class ModelTrafficConfig(Section):
+    """Traffic for a new cluster's dashboard: the sample image's own load generator, in a Deployment beside it."""
+
+    enabled: bool | None = Field(
+        None,
+        description="Run the load generator; unset: on kind (a new local cluster shows live data), off elsewhere. "
+        "It is part of the sample image only.",
+        examples=[True],
+    )
+    rate: float = Field(2.0, gt=0, le=50, description="/predict requests a second (5 records each).", examples=[5])
+    feedback_ratio: float = Field(
+        0.3, ge=0, le=1, description="Share of predictions that get their true label back as feedback.",
+        examples=[0.5],
+    )
+    drift: dict[str, float] = Field(
+        default_factory=dict,
+        description="Features to shift, by how many training standard deviations: drifted traffic, which fires "
+        "that feature's drift alert; empty: traffic like the training data.",
+        examples=[{"f6": 3.0}],
+    )
+
+    @field_validator("drift")
+    @classmethod
+    def _known_features(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(contract.SAMPLE_FEATURE_NAMES))
+        if unknown:
+            raise ValueError(f"the sample model has no feature {', '.join(unknown)}; its features are "
+                             f"{', '.join(contract.SAMPLE_FEATURE_NAMES)}")
+        return value
+
+
 class ExternalServiceConfig(Section):
     """A model service this stack does not deploy: where its pods are, so that its monitors find them.
 
@@ -196,7 +227,7 @@ class ExternalServiceConfig(Section):
 
 
 DEPLOYED_ONLY = ("namespace", "replicas", "image", "resources", "autoscaling", "network_policy", "faults",
-                 "log_level")
+                 "traffic", "log_level")
 """Settings that describe how this stack deploys a model: meaningless for an external one."""
 
 
@@ -232,6 +263,7 @@ class ModelConfig(Section):
     autoscaling: ModelAutoscalingConfig = ModelAutoscalingConfig()
     network_policy: ModelNetworkPolicyConfig = ModelNetworkPolicyConfig()
     faults: ModelFaultsConfig = ModelFaultsConfig()
+    traffic: ModelTrafficConfig = ModelTrafficConfig()
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         "info", description="The service's log level.", examples=["debug"]
     )
@@ -263,9 +295,24 @@ class ModelConfig(Section):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _traffic_from_the_sample_image(self) -> ModelConfig:
+        if self.traffic.enabled and self.image is not None:
+            raise ValueError(
+                f"traffic comes from the sample image's load generator, which image {self.image!r} may not have "
+                "(got traffic.enabled: true beside image); remove traffic.enabled, or image to deploy the sample"
+            )
+        return self
+
     @property
     def deployed(self) -> bool:
         return self.external is None
+
+    def traffic_on(self, kind: ClusterKind) -> bool:
+        """Whether the stack runs the load generator beside this model on a cluster of ``kind``."""
+        if not self.builds_sample_image:
+            return False
+        return self.traffic.enabled if self.traffic.enabled is not None else kind == "kind"
 
     @property
     def builds_sample_image(self) -> bool:

@@ -46,6 +46,13 @@ TERMINATION_GRACE_SECONDS = SHUTDOWN_TIMEOUT_SECONDS + 10
 """Kubernetes kills the pod after this: longer than the service's own drain, so that draining is never cut."""
 TMP_SIZE_LIMIT = "64Mi"
 """The only writable path of the container (``/tmp``); the root filesystem is read-only."""
+TRAFFIC_COMPONENT = "load-generator"
+"""``app.kubernetes.io/component`` of a model's load generator."""
+TRAFFIC_BATCH_SIZE = 5
+TRAFFIC_ROUND_SECONDS = 3600
+HEARTBEAT_FILE = "/tmp/heartbeat"
+HEARTBEAT_MAX_AGE_SECONDS = 60
+"""The generator touches its heartbeat every 5 s while it sends; older than this, it is stuck."""
 MODEL_SERVICE_UID = 10001
 """Numeric user (and group) of the sample image's ``USER`` line: what the pod's ``runAsUser`` states, so that the
 kubelet can verify ``runAsNonRoot`` without reading the image. An image of your own must run as this user too, or
@@ -128,6 +135,20 @@ class FaultInjection:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SyntheticTraffic:
+    """Traffic from the sample image's own load generator (``model_service.loadgen``), so that a new cluster's
+    dashboard shows live data. The generator runs in rounds of an hour (each a fresh process, so that its report
+    never grows) and touches a heartbeat file while it sends, which its liveness probe reads."""
+
+    rate: float
+    """``/predict`` requests a second, of ``TRAFFIC_BATCH_SIZE`` records each."""
+    feedback_ratio: float
+    """Share of predictions that get their true label back."""
+    shift: Mapping[str, float] = field(default_factory=dict)
+    """Features shifted by this many training standard deviations (drifted traffic)."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class ModelDeploymentArgs:
     """What to run and who may reach it."""
 
@@ -167,6 +188,8 @@ class ModelDeploymentArgs:
     create_namespace: bool = True
     """Create the namespace (and own it), or deploy into one that exists (or that the program declares for several
     models: then pass its name as an Output, so that the model waits for it)."""
+    traffic: SyntheticTraffic | None = None
+    """A load generator beside the model (the sample image only: it runs the image's ``model_service.loadgen``)."""
     run_as_user: int = MODEL_SERVICE_UID
     """Numeric user and group the container runs as (the image's non-root ``USER``)."""
     reported_name: bool = True
@@ -349,6 +372,27 @@ class ModelDeployment(pulumi.ComponentResource):
                 opts=child,
             )
 
+        if args.traffic is not None:
+            traffic_name = f"{model}-traffic"
+            url = pulumi.Output.concat("http://", service.metadata.apply(lambda m: str(m.name)), ":",
+                                       str(MODEL_HTTP_PORT))
+            k8s.apps.v1.Deployment(
+                f"{name}-traffic",
+                metadata={"name": traffic_name, "namespace": namespace,
+                          "labels": common_labels(traffic_name, model, TRAFFIC_COMPONENT)},
+                spec={
+                    "replicas": 1,
+                    "revision_history_limit": 2,
+                    "selector": {"match_labels": traffic_selector_labels(model)},
+                    "template": {
+                        "metadata": {"labels": common_labels(traffic_name, model, TRAFFIC_COMPONENT)},
+                        "spec": _traffic_pod_spec(args, args.traffic, url, service_account.metadata.apply(
+                            lambda m: str(m.name)), pull_secrets),
+                    },
+                },
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment]),
+            )
+
         self.model_name = model
         self.namespace = namespace
         self.service_name = service.metadata.apply(lambda m: str(m.name))
@@ -488,16 +532,7 @@ def _pod_spec(
                     "requests": {"cpu": resources.cpu_request, "memory": resources.memory_request},
                     "limits": limits,
                 },
-                "security_context": {
-                    "run_as_non_root": True,
-                    "run_as_user": args.run_as_user,
-                    "run_as_group": args.run_as_user,
-                    "read_only_root_filesystem": True,
-                    "allow_privilege_escalation": False,
-                    "privileged": False,
-                    "capabilities": {"drop": ["ALL"]},
-                    "seccomp_profile": {"type": "RuntimeDefault"},
-                },
+                "security_context": _container_security_context(args.run_as_user),
                 "volume_mounts": [{"name": "tmp", "mount_path": "/tmp"}],
             }
         ],
@@ -506,6 +541,83 @@ def _pod_spec(
     if pull_secrets:
         spec["image_pull_secrets"] = pull_secrets
     return spec
+
+
+def traffic_selector_labels(model_name: str) -> dict[str, str]:
+    """The labels of a model's load generator pods (never the model's own selector: the Service skips them)."""
+    return selector_labels(f"{model_name}-traffic", model_name)
+
+
+def traffic_command(url: pulumi.Input[str], traffic: SyntheticTraffic) -> list[pulumi.Input[str]]:
+    """The generator's command: rounds of ``TRAFFIC_ROUND_SECONDS``, started again after a failed one."""
+    arguments: list[pulumi.Input[str]] = [
+        "--url", url, "--rate", repr(float(traffic.rate)), "--batch-size", str(TRAFFIC_BATCH_SIZE),
+        "--feedback-ratio", repr(float(traffic.feedback_ratio)), "--duration", str(TRAFFIC_ROUND_SECONDS),
+        "--wait-ready", "300", "--heartbeat-file", HEARTBEAT_FILE,
+    ]
+    for feature, sigmas in sorted(traffic.shift.items()):
+        arguments += ["--shift", f"{feature}={float(sigmas)!r}"]
+    loop = 'while :; do python -m model_service.loadgen "$@" || sleep 5; done'
+    return ["/bin/sh", "-c", loop, "loadgen", *arguments]
+
+
+def _traffic_pod_spec(
+    args: ModelDeploymentArgs,
+    traffic: SyntheticTraffic,
+    url: pulumi.Input[str],
+    service_account: pulumi.Input[str],
+    pull_secrets: list[k8s.core.v1.LocalObjectReferenceArgsDict],
+) -> k8s.core.v1.PodSpecArgsDict:
+    """The model's image, as locked down as the model, running its load generator."""
+    heartbeat_fresh: k8s.core.v1.ProbeArgsDict = {
+        "exec_": {"command": ["python", "-c", "import os, sys, time; sys.exit(time.time() - os.path.getmtime("
+                             f"{HEARTBEAT_FILE!r}) > {HEARTBEAT_MAX_AGE_SECONDS})"]},
+        "period_seconds": 15,
+        "timeout_seconds": 5,
+        "failure_threshold": 2,
+    }
+    spec: k8s.core.v1.PodSpecArgsDict = {
+        "service_account_name": service_account,
+        "automount_service_account_token": False,
+        "enable_service_links": False,
+        "security_context": {
+            "run_as_non_root": True,
+            "run_as_user": args.run_as_user,
+            "run_as_group": args.run_as_user,
+            "seccomp_profile": {"type": "RuntimeDefault"},
+        },
+        "containers": [{
+            "name": "load-generator",
+            "image": args.image,
+            "image_pull_policy": "IfNotPresent",
+            "command": traffic_command(url, traffic),
+            "env": [{"name": "OPENBLAS_NUM_THREADS", "value": "1"}, {"name": "OMP_NUM_THREADS", "value": "1"}],
+            # Waits up to 300 s for the model to be ready before its first beat of sending.
+            "startup_probe": {**heartbeat_fresh, "period_seconds": 10, "failure_threshold": 36},
+            "liveness_probe": heartbeat_fresh,
+            "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+            "security_context": _container_security_context(args.run_as_user),
+            "volume_mounts": [{"name": "tmp", "mount_path": "/tmp"}],
+        }],
+        "volumes": [{"name": "tmp", "empty_dir": {"size_limit": TMP_SIZE_LIMIT}}],
+    }
+    if pull_secrets:
+        spec["image_pull_secrets"] = pull_secrets
+    return spec
+
+
+def _container_security_context(user: int) -> k8s.core.v1.SecurityContextArgsDict:
+    """Non-root, read-only root filesystem, no privilege, no capability: Pod Security ``restricted`` and more."""
+    return {
+        "run_as_non_root": True,
+        "run_as_user": user,
+        "run_as_group": user,
+        "read_only_root_filesystem": True,
+        "allow_privilege_escalation": False,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccomp_profile": {"type": "RuntimeDefault"},
+    }
 
 
 def _network_policy_spec(
@@ -523,6 +635,8 @@ def _network_policy_spec(
     ]
     if args.client_pod_labels:
         clients.append({"namespace_selector": {}, "pod_selector": {"match_labels": dict(args.client_pod_labels)}})
+    if args.traffic is not None:  # the load generator, in the model's own namespace
+        clients.append({"pod_selector": {"match_labels": traffic_selector_labels(args.model_name)}})
     ingress: list[k8s.networking.v1.NetworkPolicyIngressRuleArgsDict] = [{"from_": [prometheus], "ports": port}]
     if clients:
         ingress.append({"from_": clients, "ports": port})

@@ -110,6 +110,9 @@ DRIFT_GROUP_LABELS: Final[tuple[str, str, str]] = (LABEL_MODEL_NAME, LABEL_MODEL
 # Label values
 # --------------------------------------------------------------------------------------------------------
 
+SAMPLE_FEATURE_NAMES: Final[tuple[str, ...]] = tuple(f"f{i}" for i in range(8))
+"""The sample model's input features, in order (``model_service.data`` generates them): what the drift
+settings of its load generator may name."""
 PREDICTION_FEATURE: Final = "prediction"
 """Value of :data:`LABEL_FEATURE` for the model output, so prediction drift uses the same rules as input
 drift. A model whose inputs include a feature of this name is rejected at load time."""

@@ -21,6 +21,8 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.datasets import make_classification
 
+from model_service import contract
+
 SEED: Final = 20240501
 """Seed of the generator and of the row shuffle; changing it changes the data set and the model."""
 
@@ -31,7 +33,7 @@ TRAIN_FRACTION: Final = 0.5
 """Share of rows used for training. Large on both sides so that quantile edges and reference shares are
 estimated from 50,000 rows (negligible noise next to a 1,000-observation window)."""
 
-FEATURE_NAMES: Final[tuple[str, ...]] = tuple(f"f{i}" for i in range(8))
+FEATURE_NAMES: Final[tuple[str, ...]] = contract.SAMPLE_FEATURE_NAMES
 """Input feature names, in column order."""
 
 INFORMATIVE_FEATURES: Final[tuple[str, ...]] = FEATURE_NAMES[:5]

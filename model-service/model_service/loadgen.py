@@ -23,8 +23,9 @@ import asyncio
 import collections
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import httpx
@@ -109,6 +110,9 @@ class LoadConfig:
     """Poll ``/readyz`` for up to this long before sending; 0 to start at once."""
     keep_rows: bool = False
     """Keep every successfully predicted row in the report (tests compare them with the drift counts)."""
+    heartbeat_file: str | None = None
+    """A file touched when the run starts and every ``HEARTBEAT_SECONDS`` while it sends: a liveness probe
+    reads its age, so that a generator stuck without sending is restarted."""
 
     def __post_init__(self) -> None:
         checks = {
@@ -267,12 +271,33 @@ async def _wait_ready(client: httpx.AsyncClient, seconds: float) -> None:
         await asyncio.sleep(0.1)
 
 
+HEARTBEAT_SECONDS = 5.0
+
+
+def _heartbeat(path: str | None) -> Callable[[], None]:
+    """Touch ``path`` now; return a function that touches it again once ``HEARTBEAT_SECONDS`` have passed."""
+    if path is None:
+        return lambda: None
+    target = Path(path)
+    target.touch()
+    last = time.monotonic()
+
+    def beat() -> None:
+        nonlocal last
+        if time.monotonic() - last >= HEARTBEAT_SECONDS:
+            target.touch()
+            last = time.monotonic()
+
+    return beat
+
+
 async def run_load(config: LoadConfig) -> LoadReport:
     """Send the traffic ``config`` describes and return what happened."""
     traffic = _Traffic(config)
     report = LoadReport()
     limits = httpx.Limits(max_connections=config.concurrency, max_keepalive_connections=config.concurrency)
     headers = {"content-type": "application/json"}
+    beat = _heartbeat(config.heartbeat_file)
     async with httpx.AsyncClient(
         base_url=config.url, timeout=config.timeout_seconds, limits=limits
     ) as client:
@@ -325,6 +350,7 @@ async def run_load(config: LoadConfig) -> LoadReport:
             delay = due - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+            beat()
             index += 1
             # Tasks not yet finished, rather than a counter the tasks keep: a task created while the
             # loop is behind schedule has not started yet, and must count against the limit already.
@@ -402,6 +428,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--wait-ready", type=float, default=10.0, help="seconds to wait for /readyz; 0 = no wait"
     )
+    parser.add_argument(
+        "--heartbeat-file", default=None,
+        help=f"touch this file at the start and every {HEARTBEAT_SECONDS:.0f} s while sending",
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     return parser
 
@@ -447,6 +477,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[LoadConfig, bool]:
             when_saturated=args.when_saturated,
             timeout_seconds=args.timeout,
             wait_ready_seconds=args.wait_ready,
+            heartbeat_file=args.heartbeat_file,
         )
     except ValueError as error:
         parser.error(str(error))

@@ -260,3 +260,26 @@ def test_cli_fails_when_nothing_answers() -> None:
         check=False,
     )
     assert completed.returncode == 1
+
+
+def test_the_heartbeat_file_is_touched_while_traffic_is_sent(
+    server: str, tmp_path: Any, monkeypatch: Any
+) -> None:
+    import time
+
+    import model_service.loadgen as loadgen
+
+    monkeypatch.setattr(loadgen, "HEARTBEAT_SECONDS", 0.2)
+    heartbeat = tmp_path / "heartbeat"
+    started = time.time()
+    report = run(
+        LoadConfig(url=server, rate=50, duration=1.5, wait_ready_seconds=0, heartbeat_file=str(heartbeat))
+    )
+    assert sum(report.requests.values()) > 0
+    # Touched while sending, not only at the start: its last touch is within a beat of the end of sending.
+    assert heartbeat.stat().st_mtime >= started + 1.5 - 0.2 - 0.1, heartbeat.stat().st_mtime - started
+
+
+def test_the_command_line_takes_a_heartbeat_file() -> None:
+    config, _ = parse_args(["--heartbeat-file", "/tmp/hb", "--duration", "3600"])
+    assert config.heartbeat_file == "/tmp/hb" and config.duration == 3600
