@@ -192,7 +192,8 @@ def declare(stack_file: Path, *, time_scale: float, faults: Mapping[str, float] 
         run=run,
         service_monitor=monitor,
         services=tuple(r.inputs for r in run.by_type(SERVICE)),
-        deployment=run.one(DEPLOYMENT).inputs,
+        # The model's own Deployment (on kind its load generator's is beside it: the suite sends its own traffic).
+        deployment=next(r.inputs for r in run.by_type(DEPLOYMENT) if r.inputs["metadata"]["name"] == model_name),
         prometheus_rule=run.one(PROMETHEUS_RULE).inputs,
         dashboard=json.loads(next(iter(dashboards[0].inputs["data"].values()))),
         monitors=ModelMonitorsConfig.model_validate(monitors),
