@@ -42,6 +42,7 @@ from model_service import contract
 from model_service.artifact import ModelArtifact, load_artifact
 from model_service.feedback import FeedbackRejected, PredictionIdCodec
 from model_service.metrics import InterfaceMetrics, ModelMetrics, new_registry
+from model_service.openapi import openapi_document
 from model_service.settings import Settings
 
 log = logging.getLogger("model_service")
@@ -109,7 +110,7 @@ def _rejection(errors: list[ErrorDetails]) -> RequestRejected:
     return RequestRejected(422, reasons[0], detail)
 
 
-def _request_schemas(
+def request_schemas(
     feature_names: tuple[str, ...], max_batch_size: int
 ) -> tuple[TypeAdapter[Any], TypeAdapter[Any]]:
     """Build validators for the predict and feedback bodies of a model with these features.
@@ -153,8 +154,12 @@ class ModelRuntime:
         self.feature_names = metadata.feature_names
         self.classes = metadata.classes
         self.class_index = {name: index for index, name in enumerate(metadata.classes)}
-        self.predict_schema, self.feedback_schema = _request_schemas(
+        self.predict_schema, self.feedback_schema = request_schemas(
             self.feature_names, settings.max_batch_size
+        )
+        self.openapi = openapi_document(
+            self.predict_schema, self.feedback_schema,
+            model_name=metadata.model_name, model_version=metadata.model_version,
         )
         self.metrics = ModelMetrics(registry, metadata, prediction_metrics=settings.model_metrics_enabled)
         self.codec = PredictionIdCodec(
@@ -476,6 +481,12 @@ def create_app(
             }
         )
 
+    async def openapi(request: Request) -> Response:
+        runtime = state.runtime
+        if runtime is None:
+            return not_ready()
+        return JSONResponse(runtime.openapi)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if load == "background":
@@ -490,6 +501,7 @@ def create_app(
             Route(contract.ROUTE_READYZ, readyz, methods=["GET"]),
             Route(contract.ROUTE_METRICS, _AsgiEndpoint(make_asgi_app(state.registry)), methods=["GET"]),
             Route(contract.ROUTE_DRIFT, drift, methods=["GET"]),
+            Route(contract.ROUTE_OPENAPI, openapi, methods=["GET"]),
         ],
         middleware=[Middleware(MetricsMiddleware, state=state)],
         lifespan=lifespan,

@@ -135,6 +135,9 @@ ROUTE_METRICS: Final = "/metrics"
 ROUTE_DRIFT: Final = "/drift"
 """Debug view of in-process PSI and JS distance since start; for people, not for alerting."""
 
+ROUTE_OPENAPI: Final = "/openapi.json"
+"""The API's OpenAPI 3.1 document, built from the loaded model's validators (``model_service.openapi``)."""
+
 ROUTES: Final[tuple[str, ...]] = (
     ROUTE_PREDICT,
     ROUTE_FEEDBACK,
@@ -142,6 +145,7 @@ ROUTES: Final[tuple[str, ...]] = (
     ROUTE_READYZ,
     ROUTE_METRICS,
     ROUTE_DRIFT,
+    ROUTE_OPENAPI,
 )
 """Every value :data:`LABEL_ROUTE` can take besides :data:`ROUTE_UNMATCHED`."""
 
