@@ -47,6 +47,7 @@ extras: venv
 
 up: doctor extras .state/passphrase
 	pulumi stack select --create $(STACK) --non-interactive
+	bash scripts/stack-file-clean.sh $(STACK)
 	pulumi up --yes --non-interactive --stack $(STACK)
 
 # The backend and passphrase make uses, as exports for a shell of your own: eval "$$(make -s env)"
