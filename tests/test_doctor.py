@@ -5,6 +5,7 @@ prerequisite is seen, named, and given the command that fixes it, and ``make up`
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import socket
 import subprocess
@@ -196,7 +197,10 @@ def test_make_up_runs_the_preflight_before_anything_else():
     make = shutil.which("make")
     if make is None:
         pytest.fail("make is not installed; the Makefile is the README's entry point")
-    planned = subprocess.run([make, "-n", "-B", "up", "STACK=local", f"PYTHON={sys.executable}"], cwd=ROOT,
+    # As a person runs it: not as a sub-make of `make test`, which would announce its directory.
+    environment = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    planned = subprocess.run([make, "--no-print-directory", "-n", "-B", "up", "STACK=local",
+                              f"PYTHON={sys.executable}"], cwd=ROOT, env=environment,
                              capture_output=True, text=True, check=True).stdout.splitlines()
     assert planned[0] == f"{sys.executable} scripts/doctor.py --stack local --for up", planned[:3]
     assert planned[-1].startswith("pulumi up"), planned[-3:]

@@ -100,7 +100,7 @@ def test_make_env_exports_the_backend_and_passphrase_file_make_up_uses():
 
 
 def test_make_outputs_never_makes_a_new_passphrase():
-    planned = subprocess.run(["make", "-n", "-B", "outputs"], cwd=ROOT, capture_output=True, text=True,
-                             check=True).stdout
+    planned = subprocess.run(["make", "--no-print-directory", "-n", "-B", "outputs"], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout
     assert ".state/passphrase" not in planned and "secrets.token_urlsafe" not in planned
     assert "scripts/outputs.py --kubeconfig .state/local.kubeconfig" in planned
