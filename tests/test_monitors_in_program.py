@@ -7,6 +7,7 @@ rules watch the model's Deployment; the dashboard ConfigMap carries the sidecar'
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,8 @@ def test_a_deployed_models_service_monitor_selects_its_service_and_its_rules_its
     from tests.k8s_validation import selector_matches
 
     services = {r.inputs["metadata"]["name"]: r for r in stack_run.by_type("kubernetes:core/v1:Service")}
-    deployments = {r.inputs["metadata"]["name"]: r for r in stack_run.by_type("kubernetes:apps/v1:Deployment")}
+    deployments = {r.inputs["metadata"]["name"]: r for r in stack_run.by_type("kubernetes:apps/v1:Deployment")
+                   if r.inputs["metadata"]["labels"].get("app.kubernetes.io/component") == "model-server"}
     checked = 0
     for name, (monitor, rule) in monitors_of(stack_run).items():
         if name not in deployments:
@@ -122,12 +124,14 @@ def test_the_dashboard_configmap_is_where_grafanas_sidecar_looks(stack_run: Prog
     from tests.k8s_validation import builtin_errors
 
     maps = [r for r in stack_run.by_type("kubernetes:core/v1:ConfigMap") if r.name.startswith("model-dashboards-")]
-    assert len(maps) == 1, "the model dashboard is declared once for all models"
-    metadata = maps[0].inputs["metadata"]
+    titles = sorted(json.loads(next(iter(m.inputs["data"].values())))["title"] for m in maps)
+    assert titles == ["ML model overview", "ML model runbooks"], "each dashboard is declared once for all models"
     exported = stack_run.outputs["dashboardLabels"]
-    assert {k: metadata["labels"].get(k) for k in exported} == exported
-    config_map = maps[0].inputs | {"apiVersion": "v1", "kind": "ConfigMap"}
-    assert builtin_errors(config_map, kubernetes_version(stack_run)) == []
+    for config_map in maps:
+        metadata = config_map.inputs["metadata"]
+        assert {k: metadata["labels"].get(k) for k in exported} == exported
+        document = config_map.inputs | {"apiVersion": "v1", "kind": "ConfigMap"}
+        assert builtin_errors(document, kubernetes_version(stack_run)) == []
     rendered = render_release(stack_run)
     sidecars = [
         container
