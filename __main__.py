@@ -44,7 +44,7 @@ models = {
             namespace=namespaces.get(model.namespace) if model.deployed else None,
             sample_image=sample.ref if sample else None,
             image_pull_credentials=sample.pull_credentials if sample else None,
-            period_evaluator=to_args.period_evaluator(config, model, stores),
+            period_evaluator=to_args.period_evaluator(config, model, stores), runbooks=monitoring.runbook_links,
         ),
         opts=with_monitoring,
     )

@@ -114,6 +114,7 @@ EVERY_OPTION = {
         "pagerduty": {"routingKey": TEST_CREDENTIALS["pagerduty"]},
         "slack": {"webhookUrl": TEST_CREDENTIALS["slack"], "channel": "#ml-alerts"},
         "webhook": {"url": TEST_CREDENTIALS["webhook"]},
+        "runbookBaseUrl": "https://git.example.com/platform/ml-observability/-/blob/main/runbooks",
     },
 }
 """A configuration that turns on every optional branch of the values: Ingress, all receivers, a class override."""

@@ -365,7 +365,10 @@ def run_program(
     stack = stack_name(stack_file)
     config, secret_keys = load_stack_file(stack_file)
     for key, value in (overrides or {}).items():
+        value, secret = _replace_secure(value)  # {"secure": …} as in a stack file: a --secret value
         config[f"{PROJECT}:{key}"] = _to_config_string(value)
+        if secret:
+            secret_keys.append(f"{PROJECT}:{key}")
     return run_with_config(stack, config, secret_keys, program, record_inputs=record_inputs)
 
 

@@ -13,15 +13,15 @@ import pulumi
 import pytest
 
 from components.contracts import CLUSTER_LABEL, SLO_STORE_LABEL, DashboardContract
+from components.monitors.dashboard_ids import dashboard_json, dashboard_uid
 from components.monitors.model_dashboards import ModelDashboards, ModelDashboardsArgs
 from components.monitors.overview_dashboard import (
     ALL_VALUE,
     MODEL_DASHBOARD_TITLE,
     dashboard_expressions,
-    dashboard_json,
-    dashboard_uid,
     model_dashboard,
 )
+from components.monitors.runbooks import RUNBOOKS_DASHBOARD_TITLE, runbooks_dashboard
 from components.monitors.slo_rules import PERIOD_BUDGET_REMAINING
 from tests.harness import run_function
 
@@ -192,15 +192,21 @@ def test_the_dashboard_is_a_configmap_for_grafanas_sidecar():
 
     run = run_function(program)
     component = run.one(ModelDashboards.TYPE)
-    (config_map,) = run.children_of(component.urn)
-    assert config_map.typ == "kubernetes:core/v1:ConfigMap"
-    assert config_map.name == "dashboards-dashboard-ml-model-overview"
-    metadata = config_map.inputs["metadata"]
-    assert metadata["namespace"] == "monitoring"
-    assert metadata["labels"]["grafana_dashboard"] == "1"
-    assert metadata["annotations"] == {"grafana_folder": "ML models"}
-    assert json.loads(config_map.inputs["data"]["ml-model-overview.json"]) == document()
-    assert captured == {"titles": [MODEL_DASHBOARD_TITLE], "uids": [dashboard_uid(MODEL_DASHBOARD_TITLE)]}
+    config_maps = {c.name: c for c in run.children_of(component.urn)}
+    assert set(config_maps) == {"dashboards-dashboard-ml-model-overview", "dashboards-dashboard-ml-model-runbooks"}
+    for config_map in config_maps.values():
+        assert config_map.typ == "kubernetes:core/v1:ConfigMap"
+        metadata = config_map.inputs["metadata"]
+        assert metadata["namespace"] == "monitoring"
+        assert metadata["labels"]["grafana_dashboard"] == "1"
+        assert metadata["annotations"] == {"grafana_folder": "ML models"}
+    overview = config_maps["dashboards-dashboard-ml-model-overview"]
+    assert json.loads(overview.inputs["data"]["ml-model-overview.json"]) == document()
+    runbooks_map = config_maps["dashboards-dashboard-ml-model-runbooks"]
+    runbooks = json.loads(runbooks_map.inputs["data"]["ml-model-runbooks.json"])
+    assert runbooks == json.loads(dashboard_json(runbooks_dashboard()))
+    assert captured == {"titles": [MODEL_DASHBOARD_TITLE, RUNBOOKS_DASHBOARD_TITLE],
+                        "uids": [dashboard_uid(MODEL_DASHBOARD_TITLE), dashboard_uid(RUNBOOKS_DASHBOARD_TITLE)]}
 
 
 def test_a_namespace_the_sidecar_does_not_search_is_refused():

@@ -427,7 +427,9 @@ def test_retention_size_must_leave_room_on_the_volume():
 
 
 def test_receiver_credentials_must_be_encrypted_and_are_never_printed():
-    plain = problems(settings(alerting={"slack": {"webhookUrl": TEST_CREDENTIALS["slack"]}}))
+    published = "https://git.example.com/platform/ml-observability/-/blob/main/runbooks"
+    plain = problems(settings(alerting={"slack": {"webhookUrl": TEST_CREDENTIALS["slack"]},
+                                        "runbookBaseUrl": published}))
     assert len(plain) == 1 and "pulumi config set --secret --path 'alerting.slack.webhookUrl'" in plain[0]
     assert TEST_CREDENTIALS["slack"] not in plain[0]
 

@@ -18,12 +18,8 @@ from model_service import contract
 
 from components.contracts import CLUSTER_LABEL
 from components.monitors.config import ModelMonitorsConfig
-from components.monitors.overview_dashboard import (
-    ALL_VALUE,
-    dashboard_expressions,
-    dashboard_json,
-    model_dashboard,
-)
+from components.monitors.dashboard_ids import dashboard_json
+from components.monitors.overview_dashboard import ALL_VALUE, dashboard_expressions, model_dashboard
 from components.monitors.rule_model import RecordingRule, RuleGroup
 from tests.monitor_rules import MODEL, NAMESPACE, chart_metrics_script, groups_for
 from tests.rule_testing import check_rules, write_rules

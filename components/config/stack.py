@@ -20,6 +20,7 @@ from components.model.config import MODEL_NAME, SAMPLE_MODEL_NAME, ModelConfig
 from components.monitoring.config import AlertingConfig, MonitoringConfig
 from components.monitoring.stores.config import StoreConfig
 from components.monitors.rule_model import format_duration, parse_duration
+from components.monitors.runbooks import LOCAL_GRAFANA_URL
 
 ModelName = Annotated[str, StringConstraints(pattern=MODEL_NAME)]
 
@@ -76,6 +77,7 @@ class StackConfig(Section):
                 ))
         problems += self._shared_services()
         problems += self._retention_problems()
+        problems += self._runbook_problems()
         if isinstance(self.cluster, ExistingClusterConfig) and self.cluster.registry is None:
             building = [name for name, model in self.models.items() if model.builds_sample_image]
             if building:
@@ -100,6 +102,20 @@ class StackConfig(Section):
         """Whether ``model``'s SLO period outlasts Prometheus' retention, so that a store evaluates its period
         recordings (from the data it holds) rather than the cluster's Prometheus."""
         return parse_duration(self.monitoring.prometheus.retention) < model.monitors.period_window_ms
+
+    def _runbook_problems(self) -> list[tuple[str, str]]:
+        """A notification read away from the cluster must link a runbook that opens there."""
+        alerting, grafana = self.alerting, self.monitoring.grafana
+        if not alerting.notifies or alerting.runbook_base_url is not None or grafana.ingress.url is not None:
+            return []
+        return [(
+            "alerting.runbookBaseUrl",
+            "alerts go to receivers, but their runbook links would open the runbook dashboard at "
+            f"{LOCAL_GRAFANA_URL}, which only this machine or a port-forward reaches; publish runbooks/ and set it "
+            "(pulumi config set --path 'alerting.runbookBaseUrl' "
+            "https://git.example.com/platform/ml-observability/-/blob/main/runbooks), or give Grafana an address "
+            "of its own (monitoring.grafana.ingress)",
+        )]
 
     def _retention_problems(self) -> list[tuple[str, str]]:
         """A retention shorter than a window the rules read, reported once for the model that reads the longest."""

@@ -45,6 +45,7 @@ from components.monitoring.stores import MetricsStore, StoreContext
 from components.monitoring.values import ChartNames, discovery_contract
 from components.monitors.model_dashboards import ModelDashboardsArgs
 from components.monitors.rule_evaluators import RuleEvaluator
+from components.monitors.runbooks import RunbookLinks
 
 
 def cluster_args(config: ClusterConfig) -> ClusterArgs:
@@ -157,10 +158,13 @@ def observed_model_args(
     sample_image: pulumi.Input[str] | None = None,
     image_pull_credentials: RegistryCredentials | None = None,
     period_evaluator: RuleEvaluator | None = None,
+    runbooks: RunbookLinks | None = None,
 ) -> ObservedModelArgs:
     """The args of model ``name``: its deployment (into ``namespace``, the program's ``ModelNamespace``, running
     ``model.image`` or the stack's ``sample_image``), or its external service; its monitors, its team, and the
-    store that evaluates its SLO period (``period_evaluator``)."""
+    store that evaluates its SLO period (``period_evaluator``), and where its runbook links point (``runbooks``, the
+    monitoring stack's ``runbook_links``)."""
+    links = runbooks if runbooks is not None else RunbookLinks()
     if model.external is not None:
         external = model.external
         return ObservedModelArgs(
@@ -177,6 +181,7 @@ def observed_model_args(
             discovery=discovery,
             monitors=model.monitors,
             period_evaluator=period_evaluator,
+            runbooks=links,
         )
     image = model.image if model.image is not None else sample_image
     if image is None:
@@ -218,7 +223,7 @@ def observed_model_args(
         ),
     )
     return ObservedModelArgs(name=name, team=model.team, deployment=deployment, discovery=discovery,
-                             monitors=model.monitors, period_evaluator=period_evaluator)
+                             monitors=model.monitors, period_evaluator=period_evaluator, runbooks=links)
 
 
 def model_dashboards_args(monitoring: MonitoringStack) -> ModelDashboardsArgs:

@@ -31,6 +31,7 @@ from components.monitors.config import ModelMonitorsConfig
 from components.monitors.model_monitors import ModelMonitors, ModelMonitorsArgs
 from components.monitors.model_rules import WorkloadKind
 from components.monitors.rule_evaluators import RuleEvaluator
+from components.monitors.runbooks import RunbookLinks
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,6 +70,8 @@ class ObservedModelArgs:
     period_evaluator: RuleEvaluator | None = None
     """The store that evaluates the SLO period's recordings, when Prometheus keeps less than a period
     (``ModelMonitorsArgs.period_evaluator``)."""
+    runbooks: RunbookLinks = field(default_factory=RunbookLinks)
+    """Where its alerts' runbook links point: the monitoring stack's ``runbook_links``."""
 
     def __post_init__(self) -> None:
         if (self.deployment is None) == (self.service is None):
@@ -142,6 +145,7 @@ class ObservedModel(pulumi.ComponentResource):
                 settings=args.monitors,
                 team=args.team,
                 period_evaluator=args.period_evaluator,
+                runbooks=args.runbooks,
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
         )

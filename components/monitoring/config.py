@@ -536,6 +536,21 @@ class AlertingConfig(Section):
         examples=[["alertname", "namespace", "model"]],
     )
 
+    runbook_base_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s]+$",
+        description="URL of a published copy of this repository's runbooks/ folder, which every alert's "
+        "runbook_url then points at; unset: the runbook dashboard of the stack's own Grafana. Needed when alerts "
+        "go to receivers and Grafana has no address of its own (monitoring.grafana.ingress).",
+        examples=["https://git.example.com/platform/ml-observability/-/blob/main/runbooks"],
+    )
+
+    @property
+    def notifies(self) -> bool:
+        """Whether any alert leaves the cluster: a receiver of the platform or of a team has its credentials."""
+        sets: list[AlertingConfig | TeamReceiversConfig] = [self, *self.teams.values()]
+        return any(s.pagerduty.configured or s.slack.configured or s.webhook.configured for s in sets)
+
     @field_validator("inhibit_equal")
     @classmethod
     def _same_alert(cls, value: tuple[str, ...]) -> tuple[str, ...]:

@@ -41,6 +41,7 @@ from components.monitoring.values import (
     dashboard_contract,
     discovery_contract,
 )
+from components.monitors.runbooks import LOCAL_GRAFANA_URL, RunbookLinks
 
 CHART_NAME = "kube-prometheus-stack"
 MAX_HISTORY = 10
@@ -112,6 +113,8 @@ class MonitoringStack(pulumi.ComponentResource):
     """Grafana's URL from outside the cluster: ``http://localhost:<port>`` on kind, the Ingress URL if any."""
     grafana_port_forward: str | None
     """The ``kubectl port-forward`` command that opens Grafana on http://localhost:3000 (ClusterIP Service)."""
+    runbook_links: RunbookLinks
+    """Where the alerts' runbook links point: the runbook dashboard of this Grafana, or ``alerting.runbookBaseUrl``."""
     grafana_admin_user: str
     """Grafana's admin user name."""
     grafana_admin_password: pulumi.Output[str]
@@ -233,6 +236,8 @@ class MonitoringStack(pulumi.ComponentResource):
             else f"kubectl --namespace {config.namespace} port-forward service/{names.grafana} "
             f"3000:{GRAFANA_SERVICE_PORT}"
         )
+        self.runbook_links = RunbookLinks(grafana_url=grafana_url or LOCAL_GRAFANA_URL,
+                                          base_url=args.alerting.runbook_base_url)
         self.grafana_admin_user = config.grafana.admin_user
         self.grafana_admin_password = pulumi.Output.secret(password.result)
         self.store_outputs = {store.name: {"kind": store.kind, **store.outputs} for store in args.stores}

@@ -9,7 +9,6 @@ from pydantic import Field, StringConstraints, model_validator
 
 from components.config.fields import Section, Window
 from components.monitors.rule_model import TimeScale, parse_duration
-from components.monitors.runbooks import DEFAULT_RUNBOOK_BASE_URL
 from components.monitors.slo_rules import WORKBOOK_WINDOWS, check_objective
 
 
@@ -137,12 +136,6 @@ class ModelMonitorsConfig(Section):
         "renaming anything; 0.01 turns an hour into 36 seconds for end-to-end tests and demos.",
         examples=[0.01],
     )
-    runbook_base_url: str = Field(
-        DEFAULT_RUNBOOK_BASE_URL, pattern=r"^https?://[^\s]+$",
-        description="URL of this repository's runbooks/ folder; every alert's runbook_url is built from it.",
-        examples=["https://git.example.com/platform/ml-observability/-/blob/main/runbooks"],
-    )
-
     @model_validator(mode="after")
     def _consistent(self) -> ModelMonitorsConfig:
         """The rules across these settings, defined here only: ``ModelMonitorsArgs`` holds a validated instance."""

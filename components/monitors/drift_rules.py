@@ -39,7 +39,7 @@ from components.monitors.rule_model import (
     parse_duration,
     selector,
 )
-from components.monitors.runbooks import runbook_url
+from components.monitors.runbooks import RunbookLinks
 
 FEATURE_DRIFT_ALERT: Final = "ModelFeatureDrift"
 PREDICTION_DRIFT_ALERT: Final = "ModelPredictionDrift"
@@ -173,7 +173,7 @@ def drift_rule_group(
     name: str,
     scope: Mapping[str, str],
     scale: TimeScale,
-    runbook_base_url: str,
+    runbooks: RunbookLinks,
     interval: str | None = None,
 ) -> RuleGroup:
     """The drift recordings and alerts of one service, in evaluation order.
@@ -305,7 +305,7 @@ def drift_rule_group(
                         f"the last {long} too (each window with at least {settings.min_window_observations} "
                         "observations)."
                     ),
-                    runbook_url=runbook_url(alert, runbook_base_url),
+                    runbook_url=runbooks.url(alert),
                     labels={STATISTIC_LABEL: statistic},
                 )
             )

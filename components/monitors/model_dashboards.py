@@ -1,4 +1,5 @@
-"""``ModelDashboards``: the model dashboards as ConfigMaps that Grafana's dashboard sidecar imports.
+"""``ModelDashboards``: the model dashboards (the overview and the runbooks the alerts link) as ConfigMaps that
+Grafana's dashboard sidecar imports.
 
 With the label of the monitoring stack's dashboard contract, in a namespace the sidecar searches, under one
 folder. Declare it once per program: the dashboard serves every model that exports the metric contract.
@@ -13,9 +14,16 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.contracts import DashboardContract, common_labels
-from components.monitors.overview_dashboard import dashboard_json, model_dashboard, slug
+from components.monitors.dashboard_ids import dashboard_json, slug
+from components.monitors.overview_dashboard import model_dashboard
+from components.monitors.runbooks import runbooks_dashboard
 
 DEFAULT_FOLDER: Final = "ML models"
+
+
+def config_map_name(title: str) -> str:
+    """``metadata.name`` of the ConfigMap that holds the dashboard titled ``title``."""
+    return f"{slug(title)}-dashboard"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,14 +73,14 @@ class ModelDashboards(pulumi.ComponentResource):
 
         namespace = pulumi.Output.from_input(args.namespace).apply(checked)
         self.titles, self.uids, self.config_map_names = [], [], []
-        for builder in (model_dashboard(),):
+        for builder in (model_dashboard(), runbooks_dashboard()):
             built = builder.build()
             key = slug(built.title or "")
-            config_map_name = f"{key}-dashboard"
+            name_of_map = config_map_name(built.title or "")
             k8s.core.v1.ConfigMap(
                 f"{name}-dashboard-{key}",
                 metadata={
-                    "name": config_map_name,
+                    "name": name_of_map,
                     "namespace": namespace,
                     "labels": {**common_labels(key, key, "dashboards"), **args.contract.labels},
                     "annotations": {args.contract.folder_annotation: args.folder},
@@ -82,7 +90,7 @@ class ModelDashboards(pulumi.ComponentResource):
             )
             self.titles.append(built.title or "")
             self.uids.append(built.uid or "")
-            self.config_map_names.append(config_map_name)
+            self.config_map_names.append(name_of_map)
         self.register_outputs(
             {"titles": self.titles, "uids": self.uids, "configMapNames": self.config_map_names}
         )

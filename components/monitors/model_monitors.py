@@ -42,6 +42,7 @@ from components.monitors.rule_model import (
     format_duration,
     to_spec,
 )
+from components.monitors.runbooks import RunbookLinks
 from components.monitors.slo_rules import is_period_group, slo_rule_groups
 
 MONITORING_API_VERSION: Final = "monitoring.coreos.com/v1"
@@ -104,6 +105,9 @@ class ModelMonitorsArgs:
     period_evaluator: RuleEvaluator | None = None
     """The store that evaluates the SLO period's recordings from the data it holds, when the cluster's Prometheus
     keeps less than a period; ``None``: Prometheus evaluates them with the other rules."""
+    runbooks: RunbookLinks = field(default_factory=RunbookLinks)
+    """Where every alert's ``runbook_url`` points: the runbook dashboard of the stack's Grafana, or a published copy
+    (``MonitoringStack.runbook_links``)."""
 
     @property
     def job_name(self) -> str:
@@ -194,7 +198,7 @@ def rule_groups(
     scope = {"namespace": namespace, "job": job}
     model = {contract.LABEL_MODEL_NAME: args.model_name}
     interval = scale.render(settings.evaluation_interval)
-    common: dict[str, Any] = {"scale": scale, "runbook_base_url": settings.runbook_base_url, "interval": interval}
+    common: dict[str, Any] = {"scale": scale, "runbooks": args.runbooks, "interval": interval}
     groups: list[RuleGroup] = []
     slos = slo_settings(settings)
     for slo in model_slos(slos, service=job, scope=scope, labels={**scope, **model}):

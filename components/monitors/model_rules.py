@@ -34,7 +34,7 @@ from components.monitors.rule_model import (
     by,
     selector,
 )
-from components.monitors.runbooks import runbook_url
+from components.monitors.runbooks import RunbookLinks
 
 TARGET_DOWN_ALERT: Final = "ModelTargetDown"
 TARGET_ABSENT_ALERT: Final = "ModelTargetAbsent"
@@ -94,7 +94,7 @@ def target_rule_group(
     scope: Mapping[str, str],
     labels: Mapping[str, str],
     scale: TimeScale,
-    runbook_base_url: str,
+    runbooks: RunbookLinks,
     interval: str | None = None,
 ) -> RuleGroup:
     """``ModelTargetDown`` (one target fails its scrapes) and ``ModelTargetAbsent`` (no target succeeds).
@@ -119,7 +119,7 @@ def target_rule_group(
                     "{{ $labels.job }} in namespace {{ $labels.namespace }} for " + TARGET_FOR
                     + " (up = {{ $value }}): its metrics, and what the alerts learn from them, are missing."
                 ),
-                runbook_url=runbook_url(TARGET_DOWN_ALERT, runbook_base_url),
+                runbook_url=runbooks.url(TARGET_DOWN_ALERT),
                 labels=labels,
             ),
             AlertingRule(
@@ -134,7 +134,7 @@ def target_rule_group(
                     "discovers none (ServiceMonitor, Service or pods) or every scrape fails. The model's SLO, "
                     "drift and accuracy alerts cannot fire meanwhile."
                 ),
-                runbook_url=runbook_url(TARGET_ABSENT_ALERT, runbook_base_url),
+                runbook_url=runbooks.url(TARGET_ABSENT_ALERT),
                 labels={**labels, **scope},
             ),
         ),
@@ -147,7 +147,7 @@ def accuracy_rule_group(
     name: str,
     scope: Mapping[str, str],
     scale: TimeScale,
-    runbook_base_url: str,
+    runbooks: RunbookLinks,
     interval: str | None = None,
 ) -> RuleGroup:
     """Accuracy over the window from the feedback counters, and ``ModelAccuracyBelowFloor``.
@@ -200,7 +200,7 @@ def accuracy_rule_group(
                     f"scored over the last {window}, below its floor of {percent(settings.floor)} (at least "
                     f"{settings.min_feedback} items scored)."
                 ),
-                runbook_url=runbook_url(ACCURACY_ALERT, runbook_base_url),
+                runbook_url=runbooks.url(ACCURACY_ALERT),
             ),
         ),
     )
@@ -233,7 +233,7 @@ def resource_rule_group(
     scope: Mapping[str, str],
     labels: Mapping[str, str],
     scale: TimeScale,
-    runbook_base_url: str,
+    runbooks: RunbookLinks,
     interval: str | None = None,
 ) -> RuleGroup:
     """The workload's pods, and ``ModelPodRestarting`` and ``ModelMemoryNearLimit`` on them."""
@@ -273,7 +273,7 @@ def resource_rule_group(
                     "{{ $labels.namespace }} restarted {{ $value }} times in the last " + RESTARTS_WINDOW
                     + f" (workload {workload}); each restart drops its in-flight requests and resets its metrics."
                 ),
-                runbook_url=runbook_url(RESTARTS_ALERT, runbook_base_url),
+                runbook_url=runbooks.url(RESTARTS_ALERT),
                 labels=labels,
             ),
             AlertingRule(
@@ -291,7 +291,7 @@ def resource_rule_group(
                     "{{ $labels.namespace }} uses {{ $value | humanizePercentage }} of its memory limit "
                     f"(alert above {percent(memory_near_limit_ratio)} for {MEMORY_FOR}); at the limit it is OOM-killed."
                 ),
-                runbook_url=runbook_url(MEMORY_ALERT, runbook_base_url),
+                runbook_url=runbooks.url(MEMORY_ALERT),
                 labels=labels,
             ),
         ),

@@ -28,14 +28,10 @@ them, since PromQL matches a missing label as the empty string and ``.*`` matche
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 from collections.abc import Mapping
 from typing import Final
 
 from grafana_foundation_sdk.builders import common, dashboard, prometheus, stat, timeseries
-from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.common import (
     LegendDisplayMode,
     LegendPlacement,
@@ -62,6 +58,7 @@ from components.monitors.cluster_metrics import (
     KUBE_POD_CONTAINER_STATUS_RESTARTS,
     NAMESPACE_WORKLOAD_POD,
 )
+from components.monitors.dashboard_ids import dashboard_uid
 from components.monitors.drift_rules import JS_SHORT_WINDOW, JS_THRESHOLD_SERIES, PSI_SHORT_WINDOW, PSI_THRESHOLD_SERIES
 from components.monitors.model_rules import ACCURACY_FLOOR, ACCURACY_OVER_WINDOW, MEMORY_NEAR_LIMIT
 from components.monitors.rule_model import Matcher, by, selector
@@ -81,20 +78,6 @@ POD: Final = by((CLUSTER_LABEL, "namespace", "pod"))
 """How a series is joined to the model's scrape targets: a pod's name is unique in its namespace and cluster only."""
 RATE: Final = "$__rate_interval"
 TAGS: Final = ["ml-observability", "model"]
-
-
-def slug(title: str) -> str:
-    """``ML model overview`` → ``ml-model-overview``: the ConfigMap key and the source of the uid."""
-    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
-
-
-def dashboard_uid(title: str) -> str:
-    """A uid that never changes while the title does not, so links and bookmarks survive every deploy.
-
-    >>> dashboard_uid("ML model overview") == hashlib.md5(b"ml-model-overview").hexdigest()
-    True
-    """
-    return hashlib.md5(slug(title).encode(), usedforsecurity=False).hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -365,11 +348,6 @@ def model_dashboard(title: str = MODEL_DASHBOARD_TITLE) -> dashboard.Dashboard:
         for panel in panels:
             builder = builder.with_panel(panel)
     return builder
-
-
-def dashboard_json(builder: dashboard.Dashboard) -> str:
-    """The dashboard as Grafana imports it (stable key order, so an unchanged dashboard makes no diff)."""
-    return json.dumps(json.loads(JSONEncoder(sort_keys=True).encode(builder.build())), indent=2, sort_keys=True)
 
 
 def dashboard_expressions(document: Mapping[str, object]) -> list[str]:

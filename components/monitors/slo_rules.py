@@ -41,7 +41,7 @@ from components.monitors.rule_model import (
     parse_duration,
     selector,
 )
-from components.monitors.runbooks import runbook_url
+from components.monitors.runbooks import RunbookLinks
 
 SLOTH_ID: Final = "sloth_id"
 SLOTH_SERVICE: Final = "sloth_service"
@@ -211,7 +211,7 @@ def slo_rule_groups(
     *,
     period: str,
     scale: TimeScale,
-    runbook_base_url: str,
+    runbooks: RunbookLinks,
     interval: str | None = None,
     windows: tuple[BurnRateWindow, ...] = WORKBOOK_WINDOWS,
     period_store: str = LOCAL_STORE,
@@ -322,7 +322,7 @@ def slo_rule_groups(
                     f"{number(Decimal(str(slo.objective_percent)))}% SLO {{{{ $labels.sloth_slo }}}} is spending "
                     f"its {period} error budget too fast ({severity}: burn rate above {conditions})."
                 ),
-                runbook_url=runbook_url(slo.alert, runbook_base_url),
+                runbook_url=runbooks.url(slo.alert),
                 labels={**slo.labels, SLOTH_ID: slo.id, SLOTH_SERVICE: slo.service, SLOTH_SLO: slo.name,
                         SLOTH_SEVERITY: severity, "category": slo.category},
             )

@@ -18,11 +18,14 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from components.contracts import CLUSTER_LABEL
-from components.monitors.overview_dashboard import ALL_VALUE
+from components.monitors.dashboard_ids import slug
+from components.monitors.overview_dashboard import ALL_VALUE, MODEL_DASHBOARD_TITLE
 from components.monitors.rule_model import format_duration, parse_duration
 
 LABEL_VALUES = re.compile(r"^label_values\((?P<match>.+),\s*(?P<label>[A-Za-z_][A-Za-z0-9_]*)\)$")
 """Grafana's ``label_values(<selector>, <label>)`` variable query."""
+OVERVIEW_CONFIG_MAP: Final = f"model-dashboards-dashboard-{slug(MODEL_DASHBOARD_TITLE)}"
+"""Resource name of the overview dashboard's ConfigMap, as ``__main__.py`` names its ``ModelDashboards``."""
 UNPICKED: Final[Mapping[str, str]] = {CLUSTER_LABEL: ALL_VALUE}
 """What each variable that includes All expands to when a test picks no value: its All value."""
 VARIABLE = re.compile(r"\$(?:\{(?P<braced>[A-Za-z_]\w*)\}|(?P<name>[A-Za-z_]\w*))")

@@ -48,6 +48,7 @@ from components.monitoring.alertmanager import Receiver, receiver_secrets, rende
 from components.monitoring.config import AlertingConfig
 from components.monitors.config import ModelMonitorsConfig
 from components.monitors.rule_model import TimeScale
+from tests.e2e.dashboard import OVERVIEW_CONFIG_MAP
 from tests.e2e.receiver import RecordingReceiver
 from tests.harness import ProgramRun, load_stack_file, run_program
 from tests.processes import LOOPBACK, ManagedProcess, poll, port_is_free, wait_http_ok
@@ -186,7 +187,7 @@ def declare(stack_file: Path, *, time_scale: float, faults: Mapping[str, float] 
         model["faults"] = {**model.get("faults", {}), **faults}
     run = run_program(stack_file, overrides={"models": {model_name: model}})
     monitor = run.one(SERVICE_MONITOR).inputs
-    dashboards = [r for r in run.by_type(CONFIG_MAP) if r.name.startswith("model-dashboards-")]
+    dashboards = [r for r in run.by_type(CONFIG_MAP) if r.name == OVERVIEW_CONFIG_MAP]
     assert len(dashboards) == 1, f"expected one dashboard ConfigMap, found {[r.name for r in dashboards]}"
     return Declared(
         run=run,

@@ -18,7 +18,7 @@ import pytest
 from components.monitors.model_rules import MEMORY_NEAR_LIMIT
 from components.monitors.rule_model import format_duration, selector
 from tests.conftest import program_run
-from tests.e2e.dashboard import expand, queries_by_row
+from tests.e2e.dashboard import OVERVIEW_CONFIG_MAP, expand, queries_by_row
 from tests.promsim import Series, increase
 from tests.rule_testing import run_rule_tests, series_values
 
@@ -117,7 +117,7 @@ def expected_samples() -> dict[str, list[list[tuple[dict[str, str], float]]]]:
 
 def test_every_infrastructure_query_selects_the_models_pods_only(tmp_path: Path) -> None:
     (configmap,) = [r for r in program_run(STACK_FILE).by_type("kubernetes:core/v1:ConfigMap")
-                    if r.name.startswith("model-dashboards-")]
+                    if r.name == OVERVIEW_CONFIG_MAP]
     dashboard = json.loads(next(iter(configmap.inputs["data"].values())))
     queries = queries_by_row(dashboard, {"Infrastructure"})
     expected = expected_samples()

@@ -18,7 +18,7 @@ from components.monitors.config import ModelMonitorsConfig
 from components.monitors.drift_rules import FEATURE_DRIFT_ALERT
 from components.monitors.rule_model import WINDOW_LABEL
 from tests.e2e.conftest import TIMINGS
-from tests.e2e.dashboard import expand, queries_by_row, query_variables
+from tests.e2e.dashboard import OVERVIEW_CONFIG_MAP, expand, queries_by_row, query_variables
 from tests.e2e.fleet import FLEET, Fleet, running_fleet
 from tests.processes import poll
 from tests.traffic import drifted
@@ -39,7 +39,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
 
 def dashboard(fleet: Fleet) -> dict[str, Any]:
     [config_map] = [r for r in fleet.run.by_type("kubernetes:core/v1:ConfigMap")
-                    if r.name.startswith("model-dashboards-")]
+                    if r.name == OVERVIEW_CONFIG_MAP]
     return json.loads(next(iter(config_map.inputs["data"].values())))  # type: ignore[no-any-return]
 
 

@@ -19,6 +19,8 @@ import pytest
 from components.model.deployment import MODEL_SERVICE_UID
 from components.monitoring.values import ALERTMANAGER_PORT, PROMETHEUS_PORT
 from components.monitors.drift_rules import FEATURE_DRIFT_ALERT
+from components.monitors.model_dashboards import config_map_name
+from components.monitors.overview_dashboard import MODEL_DASHBOARD_TITLE
 from tests.e2e.dashboard import expand, queries_by_row, query_variables
 from tests.e2e.stack import model_target_labels
 from tests.node.conftest import TIMINGS
@@ -302,8 +304,8 @@ def test_a_deleted_model_pod_is_replaced_scraped_again_and_the_alert_stays(deplo
 def test_every_dashboard_query_returns_data_from_the_clusters_prometheus(deployment: Deployment) -> None:
     api = prometheus(deployment)
     namespace, job = model_scope(deployment)
-    [config_map] = [c for c in deployment.declared("ConfigMap") if c["metadata"]["name"].startswith("model-")
-                    or "dashboard" in c["metadata"]["name"]]
+    [config_map] = [c for c in deployment.declared("ConfigMap")
+                    if c["metadata"]["name"] == config_map_name(MODEL_DASHBOARD_TITLE)]
     dashboard = json.loads(next(iter(config_map["data"].values())))
     values: dict[str, str] = {}
     for name, match, label in query_variables(dashboard):
