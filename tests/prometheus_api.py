@@ -33,6 +33,12 @@ class PrometheusApi:
         assert data["resultType"] == "vector", data
         return list(data["result"])
 
+    def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
+        """A range query: each series with its ``values`` (``[time, value]`` pairs)."""
+        data = self._data("/api/v1/query_range", query=expr, start=f"{start:.3f}", end=f"{end:.3f}", step=f"{step:.3f}")
+        assert data["resultType"] == "matrix", data
+        return list(data["result"])
+
     def samples(self, selector: str, start: float, end: float) -> dict[frozenset[tuple[str, str]], list[float]]:
         """The raw sample timestamps of ``selector``'s series in (start, end], by label set."""
         data = self._data("/api/v1/query", query=f"{selector}[{int((end - start) * 1000)}ms]", time=f"{end:.3f}")

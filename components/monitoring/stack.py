@@ -163,8 +163,8 @@ class MonitoringStack(pulumi.ComponentResource):
             opts=child,
         )
         remote_write_secret = self._remote_write_secret(name, args, names, namespace)
-        if any(store.prometheus_build and store.prometheus_build.leader_lease for store in args.stores) \
-                and config.prometheus_replicas(args.platform) > 1:
+        elects_exporter = any(store.prometheus_build and store.prometheus_build.leader_lease for store in args.stores)
+        if elects_exporter and config.prometheus_replicas(args.platform) > 1:
             self._export_lease_access(name, names, namespace)
         receivers_secret = k8s.core.v1.Secret(
             f"{name}-alertmanager-receivers",
@@ -306,7 +306,6 @@ class MonitoringStack(pulumi.ComponentResource):
                                               namespace=namespace.metadata.name)],
             opts=child,
         )
-
 
     def stack_outputs(self) -> dict[str, pulumi.Input[object]]:
         """What a person needs to reach the stack, as the program exports it (the password is a secret)."""

@@ -3,10 +3,11 @@
 Starts the same servers as the end-to-end suite (the sample model service, Prometheus and Alertmanager,
 configured from the program), sends normal traffic, then traffic with one feature drifted, then normal traffic
 again, and prints every change it sees: alert states in Prometheus, alerts in Alertmanager, notifications the
-receivers get. The Prometheus built from its Go module serves its HTTP API but no web UI, so the API is what
-the demo reads (and what the printed URLs offer while ``--hold`` keeps the servers up).
+receivers get; at the end it draws the drift (``tests/e2e/pictures.py``) into ``--pictures``. The Prometheus
+built from its Go module serves its HTTP API but no web UI, so the API is what the demo reads (and what the
+printed URLs offer while ``--hold`` keeps the servers up).
 
-    python -m tests.e2e.demo [--time-scale 0.02] [--feature f6] [--sigmas 3] [--hold]
+    python -m tests.e2e.demo [--time-scale 0.02] [--feature f6] [--sigmas 3] [--hold] [--pictures DIR]
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from components.monitors.drift_rules import FEATURE_DRIFT_ALERT
+from tests.e2e.pictures import Scenario, draw
 from tests.e2e.stack import Trio, running_trio
 from tests.harness import STACKS_DIR
 from tests.traffic import HEALTHY, drifted
@@ -75,7 +77,7 @@ class Watcher:
         self.look()
 
 
-def run_demo(time_scale: float, feature: str, sigmas: float, hold: bool) -> None:
+def run_demo(time_scale: float, feature: str, sigmas: float, hold: bool, pictures: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="ml-obs-demo-") as folder, \
             running_trio(STACKS_DIR / "Pulumi.local.yaml", Path(folder), time_scale=time_scale) as trio:
         started = time.time()
@@ -109,6 +111,14 @@ def run_demo(time_scale: float, feature: str, sigmas: float, hold: bool) -> None
         back = time.time()
         watcher.until("the resolved notification", lambda: notified("resolved", back), timeout=2 * window + 60)
         watcher.say("demo", f"resolved {time.time() - back:.1f} s after the traffic went back to normal")
+        scenario = Scenario(
+            selector=f'namespace="{trio.declared.namespace}", job="{trio.declared.job}"', feature=feature,
+            short_window=trio.declared.monitors.drift.short_window,
+            period=trio.declared.monitors.slo_period, start=started, end=time.time(),
+            step=scale.seconds(trio.declared.monitors.evaluation_interval),
+        )
+        for path in draw(trio.prom, scenario, pictures):
+            watcher.say("picture", str(path))
         if hold:
             print("\nServers stay up until Ctrl-C.")
             try:
@@ -126,8 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--feature", default="f6", help="feature to drift (f0..f7)")
     parser.add_argument("--sigmas", type=float, default=3.0, help="shift, in training standard deviations")
     parser.add_argument("--hold", action="store_true", help="keep the servers up until Ctrl-C at the end")
+    parser.add_argument("--pictures", type=Path, default=Path(".state/demo"),
+                        help="folder for the PNGs drawn at the end (the README's are in docs/images)")
     args = parser.parse_args(argv)
-    run_demo(args.time_scale, args.feature, args.sigmas, args.hold)
+    run_demo(args.time_scale, args.feature, args.sigmas, args.hold, args.pictures)
     return 0
 
 

@@ -33,6 +33,7 @@ from components.monitors.rule_model import TimeScale, by
 from tests.e2e.conftest import TIMINGS
 from tests.e2e.dashboard import expand, queries_by_row, query_variables
 from tests.e2e.drift_math import js_of, psi_of, reference_shares
+from tests.e2e.pictures import Scenario, alert_moments, draw
 from tests.e2e.receiver import Notification
 from tests.e2e.stack import TEST_CREDENTIALS, Trio
 from tests.processes import poll
@@ -173,7 +174,21 @@ def test_sudden_drift_fires_that_features_alert_only_with_the_statistics_numpy_c
     assert all(FEATURE_DRIFT_ALERT not in n.names() for n in trio.receiver.notifications("pagerduty", since=onset))
 
     check_drift_statistics(trio)
+    draw_the_drift(trio, onset)
     trio.traffic.set_profile(HEALTHY)
+
+
+def draw_the_drift(trio: Trio, onset: float) -> None:
+    """The pictures ``make demo`` draws, from this run's recordings: the alert's moments are in them."""
+    monitors = trio.declared.monitors
+    scenario = Scenario(selector=scope(trio), feature=DRIFTED_FEATURE, short_window=monitors.drift.short_window,
+                        period=monitors.slo_period, start=onset - seconds(trio, "10m"), end=time.time(),
+                        step=seconds(trio, monitors.evaluation_interval))
+    moments = alert_moments(trio.prom, scenario)
+    assert {"pending", "firing"} <= set(moments) and moments["pending"] <= moments["firing"], moments
+    for path in draw(trio.prom, scenario, trio.workdir / "pictures"):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000, path
+    TIMINGS["drift picture: pending to firing (s)"] = moments["firing"] - moments["pending"]
 
 
 def check_drift_statistics(trio: Trio) -> None:
