@@ -15,7 +15,7 @@ export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.state
 export PULUMI_CONFIG_PASSPHRASE_FILE ?= $(CURDIR)/.state/passphrase
 PYTEST_ARGS ?=
 
-.PHONY: up destroy preview doctor extras env outputs venv dev tools test lint engine-test node-test
+.PHONY: up destroy preview doctor extras env outputs render venv dev tools test lint engine-test node-test
 
 $(VENV)/.installed: pyproject.toml requirements.txt model-service/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,12 @@ env:
 outputs:
 	umask 077 && pulumi stack output kubeconfig --show-secrets --stack $(STACK) > .state/$(STACK).kubeconfig
 	pulumi stack output --json --show-secrets --stack $(STACK) | $(PYTHON) scripts/outputs.py --kubeconfig .state/$(STACK).kubeconfig
+
+# A stack's monitors as files, for a deployment without Pulumi: per model its PrometheusRule and ServiceMonitor,
+# and the dashboards' JSON (components/render.py).
+OUT ?= rendered
+render: venv
+	$(VENV)/bin/python -m components.render --stack $(STACK) --out $(OUT)
 
 preview: extras .state/passphrase
 	$(PYTHON) scripts/doctor.py --stack $(STACK) --for preview
