@@ -19,12 +19,11 @@ from typing import Any
 
 import yaml
 
-from components.clusters.kinds import KINDS
 from components.config.loader import validate_settings
 from components.config.source import RawSetting
 from components.config.stack import StackConfig
 from components.contracts import MODEL_HTTP_PORT_NAME, PROJECT, common_labels, selector_labels
-from components.monitoring.values import discovery_contract
+from components.monitoring.values import discovery_contract, grafana_url, runbook_links
 from components.monitors.dashboard_ids import dashboard_json, slug
 from components.monitors.model_monitors import (
     COMPONENT,
@@ -35,7 +34,7 @@ from components.monitors.model_monitors import (
 )
 from components.monitors.overview_dashboard import model_dashboard
 from components.monitors.rule_model import to_spec
-from components.monitors.runbooks import LOCAL_GRAFANA_URL, RunbookLinks, runbooks_dashboard
+from components.monitors.runbooks import runbooks_dashboard
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET_PLACEHOLDER = "https://secret.invalid/not-decrypted"
@@ -81,14 +80,6 @@ def _without_secrets(value: Any) -> tuple[Any, bool]:
     return value, False
 
 
-def runbook_links(config: StackConfig) -> RunbookLinks:
-    """As ``MonitoringStack.runbook_links``: a published copy, else the stack's Grafana."""
-    grafana = config.monitoring.grafana.ingress.url
-    if grafana is None and KINDS[config.cluster.kind].grafana_node_port:
-        grafana = f"http://localhost:{getattr(config.cluster, 'grafana_host_port', 3000)}"
-    return RunbookLinks(grafana_url=grafana or LOCAL_GRAFANA_URL, base_url=config.alerting.runbook_base_url)
-
-
 @dataclass(frozen=True)
 class Watched:
     """Where a model's monitors point: its Service's namespace and labels, and its workload."""
@@ -112,7 +103,9 @@ def monitors_args(config: StackConfig, name: str) -> tuple[ModelMonitorsArgs, Wa
         namespace=watched.namespace, selector=watched.selector, port=port, metrics_path=metrics_path,
         model_name=name, workload=watched.workload, workload_kind=workload_kind,
         discovery=discovery_contract(config.monitoring.release_name), settings=model.monitors, team=model.team,
-        runbooks=runbook_links(config),
+        # Only a kind cluster section has a Grafana host port.
+        runbooks=runbook_links(grafana_url(config.monitoring, config.cluster.kind,
+                                           getattr(config.cluster, "grafana_host_port", None)), config.alerting),
     )
     return args, watched
 

@@ -40,8 +40,10 @@ from components.monitoring.values import (
     chart_values,
     dashboard_contract,
     discovery_contract,
+    grafana_url,
+    runbook_links,
 )
-from components.monitors.runbooks import LOCAL_GRAFANA_URL, RunbookLinks
+from components.monitors.runbooks import RunbookLinks
 
 CHART_NAME = "kube-prometheus-stack"
 MAX_HISTORY = 10
@@ -225,19 +227,14 @@ class MonitoringStack(pulumi.ComponentResource):
         self.namespace = namespace.metadata.name
         self.release_name = config.release_name
         self.chart_version = config.chart.version
-        grafana_url = config.grafana.ingress.url
-        node_port = KINDS[args.platform].grafana_node_port
-        if node_port:
-            grafana_url = f"http://localhost:{args.grafana_host_port}"
-        self.grafana_url = grafana_url
+        self.grafana_url = grafana_url(config, args.platform, args.grafana_host_port)
         self.grafana_port_forward = (
             None
-            if node_port
+            if KINDS[args.platform].grafana_node_port
             else f"kubectl --namespace {config.namespace} port-forward service/{names.grafana} "
             f"3000:{GRAFANA_SERVICE_PORT}"
         )
-        self.runbook_links = RunbookLinks(grafana_url=grafana_url or LOCAL_GRAFANA_URL,
-                                          base_url=args.alerting.runbook_base_url)
+        self.runbook_links = runbook_links(self.grafana_url, args.alerting)
         self.grafana_admin_user = config.grafana.admin_user
         self.grafana_admin_password = pulumi.Output.secret(password.result)
         self.store_outputs = {store.name: {"kind": store.kind, **store.outputs} for store in args.stores}

@@ -41,10 +41,11 @@ from components.contracts import (
     DashboardContract,
     DiscoveryContract,
 )
-from components.monitoring.config import MonitoringConfig
+from components.monitoring.config import AlertingConfig, MonitoringConfig
 from components.monitoring.stores import MetricsStore, PrometheusBuild
 from components.monitoring.stores.remote_write import grafana_data_sources, remote_write_entries, remote_write_entry
 from components.monitoring.stores.thanos_ruler import ThanosRulerRules
+from components.monitors.runbooks import LOCAL_GRAFANA_URL, RunbookLinks
 
 RELEASE_LABEL = "release"
 """The label the chart's own ServiceMonitors and rules carry, with the release name as value (``releaseLabel``)."""
@@ -87,6 +88,19 @@ _CONTROL_PLANE_TARGETS: dict[str, dict[str, Any]] = {
     "kubeProxy": {"service": {"port": 10249, "targetPort": 10249}, "serviceMonitor": {"https": False}},
 }
 
+
+def grafana_url(monitoring: MonitoringConfig, platform: ClusterKind, host_port: int | None) -> str | None:
+    """Grafana's address as a person opens it: ``http://localhost:<host port>`` on kind (its NodePort mapped to
+    the host), the Ingress URL if one is configured; ``None`` behind a ClusterIP Service (a port-forward)."""
+    if KINDS[platform].grafana_node_port:
+        return f"http://localhost:{host_port}"
+    return monitoring.grafana.ingress.url
+
+
+def runbook_links(grafana: str | None, alerting: AlertingConfig) -> RunbookLinks:
+    """Where the alerts' runbook links point: ``alerting.runbookBaseUrl``, else the runbook dashboard of Grafana
+    (at ``grafana``, or the port-forward's ``http://localhost:3000``)."""
+    return RunbookLinks(grafana_url=grafana or LOCAL_GRAFANA_URL, base_url=alerting.runbook_base_url)
 
 
 def discovery_contract(release_name: str) -> DiscoveryContract:
