@@ -22,7 +22,7 @@ import yaml
 from components.config.loader import validate_settings
 from components.config.source import RawSetting
 from components.config.stack import StackConfig
-from components.contracts import MODEL_HTTP_PORT_NAME, PROJECT, common_labels, selector_labels
+from components.contracts import MODEL_HTTP_PORT_NAME, MODEL_METRICS_PATH, PROJECT, common_labels, selector_labels
 from components.monitoring.values import discovery_contract, grafana_url, runbook_links
 from components.monitors.dashboard_ids import dashboard_json, slug
 from components.monitors.model_monitors import (
@@ -98,7 +98,7 @@ def monitors_args(config: StackConfig, name: str) -> tuple[ModelMonitorsArgs, Wa
         port, metrics_path, workload_kind = external.port, external.metrics_path, external.workload_kind
     else:
         watched = Watched(model.namespace, selector_labels(name, name), name)
-        port, metrics_path, workload_kind = MODEL_HTTP_PORT_NAME, ModelMonitorsArgs.metrics_path, "Deployment"
+        port, metrics_path, workload_kind = MODEL_HTTP_PORT_NAME, MODEL_METRICS_PATH, "Deployment"
     args = ModelMonitorsArgs(
         namespace=watched.namespace, selector=watched.selector, port=port, metrics_path=metrics_path,
         model_name=name, workload=watched.workload, workload_kind=workload_kind,

@@ -8,6 +8,7 @@ stack_file="stacks/Pulumi.${1:?usage: stack-file-clean.sh STACK}.yaml"
 git rev-parse --is-inside-work-tree >/dev/null 2>&1 || exit 0
 git config filter.pulumi-local-salt.clean "sed -e '/^encryptionsalt: /d'"
 git config filter.pulumi-local-salt.smudge cat
-if [ -f "$stack_file" ] && git diff --quiet -- "$stack_file"; then
+# Tracked files only: a stack file Pulumi has just created is the person's to add, or not.
+if git ls-files --error-unmatch -- "$stack_file" >/dev/null 2>&1 && git diff --quiet -- "$stack_file"; then
     git add -- "$stack_file"
 fi

@@ -62,6 +62,13 @@ def test_a_real_change_to_the_local_stack_still_shows(checkout: Path):
     assert "encryptionsalt" not in git(checkout, "diff"), "the salt never reaches a commit"
 
 
+def test_a_stack_file_pulumi_has_just_created_is_left_unstaged(checkout: Path):
+    created = checkout / "stacks" / "Pulumi.dev.yaml"
+    salt(created)
+    after_stack_select(checkout, "dev")
+    assert git(checkout, "status", "--porcelain") == "?? stacks/Pulumi.dev.yaml\n"
+
+
 def test_a_shared_stacks_salt_is_kept_as_pulumi_recommends(checkout: Path):
     salt(checkout / "stacks" / "Pulumi.eks.yaml")
     after_stack_select(checkout, "eks")
