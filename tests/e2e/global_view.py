@@ -79,12 +79,12 @@ sending itself (the chart's 15 s, shortened; gossip on loopback takes millisecon
 QUERY_LAG = 2.0
 """The scenarios query this many seconds ago: every scrape and evaluation of that moment is stored by then."""
 RECEIVE_LABEL = 'receive="0"'
+"""The external label a Receive must announce so that Query can tell its blocks from another store's."""
 RECEIVE_OUT_OF_ORDER_WINDOW = "10m"
 """A Receive flushes its head to a block when it stops, and after a restart refuses, as out of bounds (409, which
 Prometheus does not retry), any sample older than that block's end: the samples of another Prometheus that were in
 flight at the stop. An out-of-order window as long as the outages to bridge accepts them (with vertical compaction
 on the compactor); the README's Thanos guide says so."""
-"""The external label a Receive must announce so that Query can tell its blocks from another store's."""
 
 
 def remote_write_config(entry: Mapping[str, Any]) -> dict[str, Any]:
