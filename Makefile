@@ -17,18 +17,14 @@ PYTEST_ARGS ?=
 
 .PHONY: up destroy preview doctor extras env outputs render venv dev tools test lint engine-test node-test
 
-# --no-compile: byte-compiling every module of the cloud SDKs (tens of thousands of files) took three quarters of
-# a fresh install (78 of 104 s here); Python compiles the modules a run imports, once, on first import.
-PIP_INSTALL := $(VENV)/bin/pip install --quiet --no-compile
-
 $(VENV)/.installed: pyproject.toml requirements.txt model-service/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(PIP_INSTALL) -r requirements.txt
+	$(VENV)/bin/pip install --quiet -r requirements.txt
 	touch $@
 
 $(VENV)/.dev-installed: $(VENV)/.installed
-	$(PIP_INSTALL) -e '.[dev]' -e './model-service[serve,dev]'
+	$(VENV)/bin/pip install --quiet -e '.[dev]' -e './model-service[serve,dev]'
 	touch $@
 
 venv: $(VENV)/.installed
@@ -46,7 +42,7 @@ doctor:
 extras: venv
 	extra="$$($(PYTHON) scripts/doctor.py --stack $(STACK) --print-extra)"
 	if [ -n "$$extra" ] && [ ! -f "$(VENV)/.extra-$$extra" ]; then
-		$(PIP_INSTALL) -e ".[$$extra]" && touch "$(VENV)/.extra-$$extra"
+		$(VENV)/bin/pip install --quiet -e ".[$$extra]" && touch "$(VENV)/.extra-$$extra"
 	fi
 
 up: doctor extras .state/passphrase
