@@ -77,7 +77,7 @@ PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
 MONITORING_STACK = "mlobs:monitoring:MonitoringStack"
 SAMPLE_MODEL = "synthetic-classifier"
 TOKEN = secrets.token_hex(12)
-"""A credential generated for this session: it must never appear in an error message."""
+"""A credential generated for this test run: it must never appear in an error message."""
 
 
 # --- reading stack files and runs ----------------------------------------------------------------------------
