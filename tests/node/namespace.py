@@ -179,11 +179,11 @@ class Forwarder:
                     source: socket.socket = key.fileobj  # type: ignore[assignment]
                     try:
                         data = source.recv(65536)
-                    except OSError:
+                        if not data:
+                            return
+                        key.data.sendall(data)
+                    except OSError:  # either side closed or reset: the relayed connection is over
                         return
-                    if not data:
-                        return
-                    key.data.sendall(data)
 
     def close(self) -> None:
         self._closed.set()
