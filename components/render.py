@@ -63,19 +63,21 @@ def stack_config(stack_file: Path) -> StackConfig:
     settings = {}
     for key, value in (document.get("config") or {}).items():
         if key.startswith(f"{PROJECT}:"):
-            plain, secret = _without_secrets(value)
+            plain, secret = replace_secure(value, SECRET_PLACEHOLDER)
             settings[key.split(":", 1)[1]] = RawSetting(plain, secret)
     return validate_settings(settings, stack=stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml"))
 
 
-def _without_secrets(value: Any) -> tuple[Any, bool]:
+def replace_secure(value: Any, placeholder: str) -> tuple[Any, bool]:
+    """``value`` with every ``{"secure": …}`` of a stack file (a ``--secret`` value, encrypted) replaced by
+    ``placeholder``, and whether there was one."""
     if isinstance(value, dict):
         if set(value) == {"secure"}:
-            return SECRET_PLACEHOLDER, True
-        pairs = {k: _without_secrets(v) for k, v in value.items()}
+            return placeholder, True
+        pairs = {k: replace_secure(v, placeholder) for k, v in value.items()}
         return {k: v for k, (v, _) in pairs.items()}, any(s for _, s in pairs.values())
     if isinstance(value, list):
-        items = [_without_secrets(v) for v in value]
+        items = [replace_secure(v, placeholder) for v in value]
         return [v for v, _ in items], any(s for _, s in items)
     return value, False
 

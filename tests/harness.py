@@ -28,6 +28,7 @@ from pulumi.runtime import rpc
 from pulumi.runtime.proto import resource_pb2
 
 from components.contracts import PROJECT
+from components.render import replace_secure
 
 ROOT = Path(__file__).resolve().parents[1]
 STACKS_DIR = ROOT / "stacks"
@@ -84,23 +85,23 @@ def load_stack_file(stack_file: Path) -> tuple[dict[str, str], list[str]]:
     for key, value in (document.get("config") or {}).items():
         if ":" not in key:
             key = f"{PROJECT}:{key}"
-        value, secret = _replace_secure(value)
+        value, secret = replace_secure(value, SECRET_TEST_VALUE)
         if secret:
             secret_keys.append(key)
         config[key] = _to_config_string(value)
     return config, secret_keys
 
 
-def _replace_secure(value: Any) -> tuple[Any, bool]:
+def plain(value: Any) -> Any:
+    """Recorded values as the API server (or ``pulumi stack output --show-secrets``) sees them: the ``{SECRET: v}``
+    markers unwrapped."""
     if isinstance(value, dict):
-        if set(value) == {"secure"}:
-            return SECRET_TEST_VALUE, True
-        pairs = {k: _replace_secure(v) for k, v in value.items()}
-        return {k: v for k, (v, _) in pairs.items()}, any(s for _, s in pairs.values())
+        if set(value) == {SECRET}:
+            return plain(value[SECRET])
+        return {key: plain(item) for key, item in value.items()}
     if isinstance(value, list):
-        items = [_replace_secure(v) for v in value]
-        return [v for v, _ in items], any(s for _, s in items)
-    return value, False
+        return [plain(item) for item in value]
+    return value
 
 
 def _to_config_string(value: Any) -> str:
@@ -365,7 +366,7 @@ def run_program(
     stack = stack_name(stack_file)
     config, secret_keys = load_stack_file(stack_file)
     for key, value in (overrides or {}).items():
-        value, secret = _replace_secure(value)  # {"secure": …} as in a stack file: a --secret value
+        value, secret = replace_secure(value, SECRET_TEST_VALUE)  # {"secure": …} as in a stack file
         config[f"{PROJECT}:{key}"] = _to_config_string(value)
         if secret:
             secret_keys.append(f"{PROJECT}:{key}")

@@ -48,6 +48,7 @@ from tests.harness import (
     ProgramRun,
     Registration,
     load_stack_file,
+    plain,
     run_with_config,
     stack_files,
     stack_files_under_test,
@@ -71,17 +72,6 @@ REGISTRIES = {
 # ---------------------------------------------------------------------------------------------------------
 # helpers: the model's objects as manifests
 # ---------------------------------------------------------------------------------------------------------
-
-
-def plain(value: Any) -> Any:
-    """Recorded inputs as the API server receives them: the harness's ``{SECRET: v}`` markers unwrapped."""
-    if isinstance(value, dict):
-        if set(value) == {SECRET}:
-            return plain(value[SECRET])
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [plain(item) for item in value]
-    return value
 
 
 class ModelObjects:

@@ -11,10 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 from components.monitoring.values import ChartNames
-from tests.harness import SECRET, ProgramRun
+from tests.harness import ProgramRun, plain
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,27 +30,16 @@ def load_script() -> ModuleType:
 script = load_script()
 
 
-def as_cli_prints(value: Any) -> Any:
-    """The outputs as ``pulumi stack output --json --show-secrets`` prints them: secrets in the clear."""
-    if isinstance(value, dict):
-        if set(value) == {SECRET}:
-            return as_cli_prints(value[SECRET])
-        return {k: as_cli_prints(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [as_cli_prints(v) for v in value]
-    return value
-
-
 def printed(run: ProgramRun, kubeconfig: str = ".state/test.kubeconfig") -> list[str]:
     out = io.StringIO()
-    code = script.main(["--kubeconfig", kubeconfig], stdin=io.StringIO(json.dumps(as_cli_prints(run.outputs))),
+    code = script.main(["--kubeconfig", kubeconfig], stdin=io.StringIO(json.dumps(plain(run.outputs))),
                        out=out)
     assert code == 0
     return out.getvalue().splitlines()
 
 
 def test_grafana_is_given_with_its_user_and_password(stack_run: ProgramRun):
-    outputs = as_cli_prints(stack_run.outputs)
+    outputs = plain(stack_run.outputs)
     lines = printed(stack_run)
     grafana = lines[0]
     if outputs.get("grafanaUrl"):
@@ -76,7 +64,7 @@ def test_the_port_forwards_name_the_services_the_chart_creates(stack_run: Progra
 
 
 def test_every_served_model_gets_its_own_local_port(stack_run: ProgramRun):
-    models = as_cli_prints(stack_run.outputs)["models"]
+    models = plain(stack_run.outputs)["models"]
     lines = [line for line in printed(stack_run) if line.startswith("model ")]
     served = {name for name, facts in models.items() if facts.get("url")}
     assert {line.split(":")[0].removeprefix("model ") for line in lines} == served
