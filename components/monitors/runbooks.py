@@ -11,6 +11,7 @@ set. Every URL is built by :class:`RunbookLinks` alone, and a test checks that e
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -39,9 +40,12 @@ def runbook_path(alert: str) -> Path:
     return RUNBOOK_DIR / f"{alert}.md"
 
 
-def runbook_alerts() -> list[str]:
-    """Every alert that has a page, in the runbook dashboard's order (its panel ids are their positions + 1)."""
-    return sorted(path.stem for path in RUNBOOK_DIR.glob("*.md"))
+@functools.cache
+def runbook_alerts() -> tuple[str, ...]:
+    """Every alert that has a page, in the runbook dashboard's order (its panel ids are their positions + 1).
+
+    Read once: every alert of every model asks for its link, and the folder does not change during a run."""
+    return tuple(sorted(path.stem for path in RUNBOOK_DIR.glob("*.md")))
 
 
 def runbooks_dashboard(title: str = RUNBOOKS_DASHBOARD_TITLE) -> dashboard.Dashboard:
