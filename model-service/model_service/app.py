@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import secrets
 import threading
 import time
@@ -40,6 +39,7 @@ from typing_extensions import TypedDict
 
 from model_service import contract
 from model_service.artifact import ModelArtifact, load_artifact
+from model_service.faults import EvenSpread
 from model_service.feedback import FeedbackRejected, PredictionIdCodec
 from model_service.metrics import InterfaceMetrics, ModelMetrics, new_registry
 from model_service.openapi import openapi_document
@@ -342,14 +342,16 @@ def create_app(
     def not_ready() -> JSONResponse:
         return _error(503, state.load_error or "model is loading", "model_not_ready")
 
+    delayed, failed = EvenSpread(settings.fault_latency_ratio), EvenSpread(settings.fault_error_ratio)
+
     async def predict(request: Request) -> Response:
         runtime = state.runtime
         if runtime is None:
             return not_ready()
-        if settings.fault_extra_latency_seconds > 0 and random.random() < settings.fault_latency_ratio:
+        if settings.fault_extra_latency_seconds > 0 and delayed.chosen():
             state.interface.faults["latency"].inc()
             await asyncio.sleep(settings.fault_extra_latency_seconds)
-        if settings.fault_error_ratio > 0 and random.random() < settings.fault_error_ratio:
+        if settings.fault_error_ratio > 0 and failed.chosen():
             state.interface.faults["error"].inc()
             return _error(500, "injected fault (MODEL_FAULT_ERROR_RATIO)", "injected_fault")
         try:

@@ -64,7 +64,8 @@ class Settings(BaseSettings):
         "Off only to measure their cost.",
     )
     fault_error_ratio: float = Field(
-        default=0.0, ge=0.0, le=1.0, description="Share of /predict answered 500."
+        default=0.0, ge=0.0, le=1.0, description="Share of /predict answered 500, spread evenly over the "
+        "requests (model_service.faults)."
     )
     fault_extra_latency_seconds: float = Field(
         default=0.0,
@@ -73,7 +74,8 @@ class Settings(BaseSettings):
         description="Delay added to /predict requests chosen by fault_latency_ratio.",
     )
     fault_latency_ratio: float = Field(
-        default=1.0, ge=0.0, le=1.0, description="Share of /predict requests that get the extra latency."
+        default=1.0, ge=0.0, le=1.0, description="Share of /predict requests that get the extra latency, "
+        "spread evenly."
     )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     access_log: bool = Field(

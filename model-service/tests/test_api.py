@@ -420,12 +420,20 @@ def test_injected_errors_and_latency_burn_the_slo(make_client: Callable[..., Tes
     assert value(scraped, "model_http_request_duration_seconds_bucket", route="/predict", le="0.25") == 1
 
 
-def test_partial_error_ratio(make_client: Callable[..., TestClient]) -> None:
-    client = make_client(fault_error_ratio=0.5)
-    codes = [client.post("/predict", json={"records": [_one_record()]}).status_code for _ in range(200)]
-    assert set(codes) == {200, 500}
-    # Binomial(200, 0.5): 60..140 holds with probability 1 - 1e-8.
-    assert 60 <= codes.count(500) <= 140
+@pytest.mark.parametrize("ratio", [0.5, 0.1, 0.0225, 1 / 3])
+def test_a_partial_error_ratio_holds_in_every_run_of_consecutive_requests(
+    make_client: Callable[..., TestClient], ratio: float
+) -> None:
+    client = make_client(fault_error_ratio=ratio)
+    record = {"records": [_one_record()]}
+    failed = [client.post("/predict", json=record).status_code == 500 for _ in range(400)]
+    assert sum(failed) == pytest.approx(400 * ratio, abs=1)
+    # Any window of consecutive requests, as an SLO window sees them, holds the share to within one request.
+    for size in (9, 40, 133):
+        for start in range(0, len(failed) - size):
+            assert abs(sum(failed[start : start + size]) - size * ratio) <= 1, (size, start)
+    scraped = samples(client)
+    assert value(scraped, "model_fault_injections_total", kind="error") == sum(failed)
 
 
 def test_id_codec_rejects_other_versions() -> None:
