@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 import pytest
@@ -35,6 +34,7 @@ from tests.e2e.dashboard import expand, queries_by_row, query_variables
 from tests.e2e.drift_math import js_of, psi_of, reference_shares
 from tests.e2e.pictures import Scenario, alert_moments, draw
 from tests.e2e.receiver import Notification
+from tests.e2e.scenario import active, alerts_of, scope, seconds, wait_firing
 from tests.e2e.stack import TEST_CREDENTIALS, Trio
 from tests.processes import poll
 from tests.prometheus_api import alert_states
@@ -47,39 +47,6 @@ DRIFTED_FEATURE = "f6"
 DRIFT_SIGMAS = 3.0
 FAULTS = {"errorRatio": 0.5, "extraLatencySeconds": 0.25, "latencyRatio": 0.5}
 """Half the predictions fail and half are 250 ms late: past the availability SLO and the 100 ms latency SLO."""
-
-
-# ---------------------------------------------------------------------------------------------------------
-# helpers
-# ---------------------------------------------------------------------------------------------------------
-
-
-def seconds(trio: Trio, logical: str) -> float:
-    return trio.scale.seconds(logical)
-
-
-def scope(trio: Trio) -> str:
-    return f'namespace="{trio.declared.namespace}", job="{trio.declared.job}"'
-
-
-def active(trio: Trio, name: str, state: str = "firing", **labels: str) -> list[dict[str, Any]]:
-    """Prometheus' alerts named ``name`` in ``state`` whose labels include ``labels``."""
-    return [
-        a for a in trio.prom.alerts()
-        if a["labels"].get("alertname") == name and a["state"] == state
-        and all(a["labels"].get(k) == v for k, v in labels.items())
-    ]
-
-
-def wait_firing(trio: Trio, name: str, *, timeout: float, **labels: str) -> list[dict[str, Any]]:
-    result = poll(f"{name} {labels} firing in Prometheus", lambda: active(trio, name, **labels), timeout=timeout,
-                  interval=0.2, diagnose=trio.diagnose)
-    assert isinstance(result, list)
-    return result
-
-
-def alerts_of(notification: Notification, name: str, status: str | None = None) -> list[dict[str, str]]:
-    return [a.labels for a in notification.alerts if a.name == name and (status is None or a.status == status)]
 
 
 # ---------------------------------------------------------------------------------------------------------
