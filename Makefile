@@ -99,7 +99,7 @@ test-compute-lane:
 	cd model-service && ../$(VENV)/bin/python -m pytest -m 'image or not image' $(PYTEST_ARGS)
 
 test-server-lane:
-	$(VENV)/bin/python -m pytest -m e2e $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -m e2e --numprocesses 3 --dist loadfile $(PYTEST_ARGS)
 	$(VENV)/bin/python -m pytest -m node tests/node $(PYTEST_ARGS)
 
 # The monitors end to end on this machine, for a person: the sample service, Prometheus and Alertmanager as local

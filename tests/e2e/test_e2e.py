@@ -261,8 +261,12 @@ def test_killed_service_fires_the_down_alert_which_resolves_after_restart(trio: 
         (pod.name, "warning", trio.declared.namespace, trio.declared.job)
     ], labels
     trio.receiver.wait_for("slack", TARGET_DOWN_ALERT, "firing", since=since, timeout=30)
-    # The only replica is down: nothing watches the model any more, which pages.
-    trio.receiver.wait_for("pagerduty", TARGET_ABSENT_ALERT, "firing", since=since, timeout=30)
+    # The only replica is down: nothing watches the model any more, which pages, for this model's job.
+    absent = trio.receiver.wait_for("pagerduty", TARGET_ABSENT_ALERT, "firing", since=since, timeout=30)
+    assert [(a["severity"], a["namespace"], a["job"]) for a in alerts_of(absent, TARGET_ABSENT_ALERT, "firing")] == [
+        ("critical", trio.declared.namespace, trio.declared.job)
+    ], absent
+    assert absent.body["event_action"] == "trigger"
     assert active(trio, TARGET_DOWN_ALERT, pod=pod.name)
     assert trio.prom.value(f'{trio.up_selector()[:-1]}, pod="{pod.name}"}}') == 0.0
 
