@@ -11,20 +11,32 @@ that the machine is as it was.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Any
 
 import pytest
+import yaml
 
+from components.contracts import PROJECT, Severity
 from components.model.deployment import MODEL_SERVICE_UID
+from components.monitoring.alertmanager import NULL_RECEIVER, receiver_name, severity_receivers
+from components.monitoring.config import AlertingConfig
 from components.monitoring.values import ALERTMANAGER_PORT, PROMETHEUS_PORT
+from components.monitors.cluster_metrics import (
+    CONTAINER_MEMORY_WORKING_SET_BYTES,
+    KUBE_POD_CONTAINER_RESOURCE_LIMITS,
+)
 from components.monitors.drift_rules import FEATURE_DRIFT_ALERT
 from components.monitors.model_dashboards import config_map_name
+from components.monitors.model_rules import MEMORY_ALERT, MEMORY_NEAR_LIMIT, RESTARTS_ALERT
+from components.monitors.model_slos import AVAILABILITY_ALERT, LATENCY_ALERT
 from components.monitors.overview_dashboard import MODEL_DASHBOARD_TITLE
 from tests.e2e.dashboard import expand, queries_by_row, query_variables
 from tests.e2e.stack import model_target_labels
+from tests.harness import STACKS_DIR, load_stack_file
 from tests.node.conftest import TIMINGS
-from tests.node.deployment import Deployment
+from tests.node.deployment import STACK, Deployment
 from tests.processes import poll
 from tests.prometheus_api import AlertmanagerApi, PrometheusApi
 from tests.traffic import Traffic, drifted
@@ -297,7 +309,157 @@ def test_a_deleted_model_pod_is_replaced_scraped_again_and_the_alert_stays(deplo
 
 
 # ---------------------------------------------------------------------------------------------------------
-# 4. the dashboard's queries, as Grafana sends them, against this Prometheus
+# 4. the workload's own alerts, from the kubelet's and kube-state-metrics' series
+# ---------------------------------------------------------------------------------------------------------
+
+
+def routed_receivers(severity: Severity) -> set[str]:
+    """The receivers the stack's alerting section routes ``severity`` to (the null receiver when none is set)."""
+    config, _ = load_stack_file(STACKS_DIR / f"Pulumi.{STACK}.yaml")
+    section = yaml.safe_load(config.get(f"{PROJECT}:alerting", "{}")) or {}
+    reached = severity_receivers(AlertingConfig.model_validate(section))[severity]
+    return {receiver_name(r) for r in reached} or {NULL_RECEIVER}
+
+
+SLO_ALERTS = frozenset({AVAILABILITY_ALERT, LATENCY_ALERT})
+
+
+def model_alerts(deployment: Deployment, am: AlertmanagerApi) -> list[dict[str, Any]]:
+    """The active alerts in Alertmanager that the model's own PrometheusRule declares (not the chart's rules),
+    its SLO burn alerts aside: on this node the model shares two cores with a control plane, a monitoring stack
+    and the tests, so how fast it answers depends on the machine's load, which no assertion here may."""
+    names = {rule["alert"] for group in prometheus_rule(deployment)["spec"]["groups"] for rule in group["rules"]
+             if "alert" in rule} - SLO_ALERTS
+    return [a for a in am.alerts() if a["labels"].get("alertname") in names and a["status"]["state"] == "active"]
+
+
+def wait_model_alert(deployment: Deployment, am: AlertmanagerApi, name: str, pod: str) -> dict[str, Any]:
+    found = poll(f"{name} for pod {pod} active in Alertmanager",
+                 lambda: [a for a in model_alerts(deployment, am)
+                          if a["labels"]["alertname"] == name and a["labels"].get("pod") == pod],
+                 timeout=READY_TIMEOUT, interval=1,
+                 diagnose=lambda: json.dumps(prometheus(deployment).alerts(), indent=1)[:4000])
+    assert isinstance(found, list)
+    return found[0]
+
+
+def model_container(deployment: Deployment, pod: dict[str, Any]) -> dict[str, Any]:
+    """The model container's status, as the kubelet reports it now."""
+    namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+    current = deployment.node.kubectl_json("get", "pod", "-n", namespace, name)
+    [status] = current["status"]["containerStatuses"]
+    return dict(status)
+
+
+MEMORY_HOLDER_PID = "/tmp/memory-holder.pid"
+MEMORY_HOLDER = """
+import os, signal, sys, time
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+open(PID_FILE, "w").write(str(os.getpid()))
+V1 = "/sys/fs/cgroup/memory/"
+usage_file, stat_file, inactive_key = (
+    (V1 + "memory.usage_in_bytes", V1 + "memory.stat", "total_inactive_file") if os.path.isdir(V1)
+    else ("/sys/fs/cgroup/memory.current", "/sys/fs/cgroup/memory.stat", "inactive_file"))
+
+def working_set():
+    inactive = next(int(line.split()[1]) for line in open(stat_file) if line.split()[0] == inactive_key)
+    return int(open(usage_file).read()) - inactive
+
+held = []
+while working_set() < TARGET:
+    held.append(b"\\x01" * min(4 << 20, TARGET - working_set()))
+time.sleep(SECONDS)
+"""
+"""Run inside the model's container, so in its memory cgroup: it grows its memory in steps, reading the
+container's working set as cAdvisor computes it (usage less inactive page cache, from the cgroup's own files),
+until that reaches ``TARGET`` bytes, then keeps it. What the kubelet reports about the container lags by a scrape,
+so the holder, not the test, decides how much to take: the container reaches the target and never its limit."""
+
+
+def hold_memory(deployment: Deployment, pod: dict[str, Any], target: int, seconds: float) -> threading.Thread:
+    """The container's working set held at ``target`` bytes for ``seconds`` unless killed first: what a leak in
+    the server looks like from outside."""
+    code = f"PID_FILE = {MEMORY_HOLDER_PID!r}\nTARGET = {target}\nSECONDS = {seconds}\n{MEMORY_HOLDER}"
+    thread = threading.Thread(target=exec_in, args=(deployment, pod, code), name="memory-holder", daemon=True)
+    thread.start()
+    return thread
+
+
+def test_memory_held_near_the_limit_fires_the_memory_alert_and_nothing_else(deployment: Deployment) -> None:
+    api, am = prometheus(deployment), alertmanager(deployment)
+    namespace, job = model_scope(deployment)
+    pod = next(p for p in model_pods(deployment) if ready(p))
+    name = pod["metadata"]["name"]
+    [container] = model_deployment(deployment)["spec"]["template"]["spec"]["containers"]
+    # The limit as kube-state-metrics reports it, which is what the alert divides by; the pod may be the previous
+    # scenario's replacement, which kube-state-metrics and the kubelet have not been scraped for yet.
+    limit = poll("the model container's memory limit in Prometheus", lambda: api.value(
+        f'max({KUBE_POD_CONTAINER_RESOURCE_LIMITS}{{namespace="{namespace}", pod="{name}", '
+        f'container="{container["name"]}", resource="memory"}})'), timeout=READY_TIMEOUT, interval=1)
+    assert isinstance(limit, float) and limit > 0, limit
+    ratio = api.value(f'{MEMORY_NEAR_LIMIT}{{namespace="{namespace}", job="{job}"}}')
+    assert ratio is not None and 0 < ratio < 1, ratio
+    working_set = f'max({CONTAINER_MEMORY_WORKING_SET_BYTES}{{namespace="{namespace}", pod="{name}", ' \
+                  f'container="{container["name"]}"}})'
+    before = poll("the model container's working set in Prometheus", lambda: api.value(working_set),
+                  timeout=READY_TIMEOUT, interval=1)
+    assert isinstance(before, float) and before < ratio * limit, f"{before} bytes already over {ratio} of {limit}"
+    restarts = model_container(deployment, pod)["restartCount"]
+
+    # Halfway between the threshold and the limit: over the one, safely under the other (no OOM kill).
+    target = int(limit * (ratio + (1 - ratio) / 2))
+    started = time.monotonic()
+    holder = hold_memory(deployment, pod, target, seconds=READY_TIMEOUT)
+    try:
+        alert = wait_model_alert(deployment, am, MEMORY_ALERT, name)
+        TIMINGS["memory held to the memory alert in Alertmanager (s)"] = time.monotonic() - started
+        labels = alert["labels"]
+        assert (labels["severity"], labels["namespace"], labels["container"]) == (
+            "warning", namespace, container["name"]), labels
+        assert {r["name"] for r in alert["receivers"]} == routed_receivers(Severity.WARNING)
+        peak = api.value(working_set)
+        assert peak is not None and ratio * limit < peak < limit, (peak, ratio, limit)
+        # Nothing else of the model's: the drift alert of the previous scenario, which still fires, aside.
+        others = {(a["labels"]["alertname"], a["labels"].get("feature")) for a in model_alerts(deployment, am)}
+        assert others <= {(MEMORY_ALERT, None), (FEATURE_DRIFT_ALERT, DRIFTED_FEATURE)}, others
+    finally:
+        exec_in(deployment, pod, f"import os, signal\nos.kill(int(open({MEMORY_HOLDER_PID!r}).read()), signal.SIGTERM)")
+        holder.join(timeout=60)
+    assert model_container(deployment, pod)["restartCount"] == restarts, "the container was killed by its limit"
+
+
+def test_a_container_that_restarts_twice_fires_the_restarts_alert(deployment: Deployment) -> None:
+    am = alertmanager(deployment)
+    namespace, _ = model_scope(deployment)
+    pod = next(p for p in model_pods(deployment) if ready(p))
+    name = pod["metadata"]["name"]
+    before = model_container(deployment, pod)["restartCount"]
+    started = time.monotonic()
+    for count in (1, 2):
+        # SIGTERM to the server, PID 1 of its container: it drains and exits, and the kubelet starts it again.
+        exec_in(deployment, pod, "import os, signal\nos.kill(1, signal.SIGTERM)")
+        poll(f"the model's container restarted ({count}) and ready again",
+             lambda count=count: (lambda s: s["restartCount"] >= before + count and s["ready"])(
+                 model_container(deployment, pod)),
+             timeout=READY_TIMEOUT, interval=1, diagnose=deployment.node.describe)
+    restarted = time.monotonic()
+    alert = wait_model_alert(deployment, am, RESTARTS_ALERT, name)
+    TIMINGS["second restart to the restarts alert in Alertmanager (s)"] = time.monotonic() - restarted
+    TIMINGS["two restarts, first kill to the alert (s)"] = time.monotonic() - started
+    labels = alert["labels"]
+    assert (labels["severity"], labels["namespace"], labels["pod"]) == ("warning", namespace, name), labels
+    assert {r["name"] for r in alert["receivers"]} == routed_receivers(Severity.WARNING)
+    # The memory alert of the previous scenario has resolved, and no other alert of the model's is active: the
+    # target alerts need the pod down for longer than a restart takes.
+    poll(f"{MEMORY_ALERT} resolved", lambda: not [a for a in model_alerts(deployment, am)
+                                                  if a["labels"]["alertname"] == MEMORY_ALERT],
+         timeout=READY_TIMEOUT, interval=1)
+    others = {(a["labels"]["alertname"], a["labels"].get("feature")) for a in model_alerts(deployment, am)}
+    assert others <= {(RESTARTS_ALERT, None), (FEATURE_DRIFT_ALERT, DRIFTED_FEATURE)}, others
+
+
+# ---------------------------------------------------------------------------------------------------------
+# 5. the dashboard's queries, as Grafana sends them, against this Prometheus
 # ---------------------------------------------------------------------------------------------------------
 
 
@@ -325,7 +487,7 @@ def test_every_dashboard_query_returns_data_from_the_clusters_prometheus(deploym
 
 
 # ---------------------------------------------------------------------------------------------------------
-# 5. destroy
+# 6. destroy
 # ---------------------------------------------------------------------------------------------------------
 
 
