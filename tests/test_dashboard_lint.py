@@ -29,6 +29,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import promql_parser
@@ -47,8 +48,8 @@ RATE_FUNCTIONS = frozenset({"rate", "irate", "increase"})
 RATE_INTERVAL = "$__rate_interval"
 MODEL_VARIABLE = "model"
 SELECTED = {  # label: (operator, variable) every selector must match
-    CLUSTER_LABEL: ("MatchOp.Re", "cluster"),
-    "namespace": ("MatchOp.Equal", "namespace"),
+    CLUSTER_LABEL: ("=~", "cluster"),
+    "namespace": ("=", "namespace"),
 }
 """The adapted target-job/instance rule: the labels every series has, matched to the dashboard's variables."""
 REQUIRED_VARIABLES = (CLUSTER_LABEL, "namespace", MODEL_VARIABLE)
@@ -91,27 +92,36 @@ def all_dashboards() -> list[Dashboard]:
     return [d for stack_file in stack_files_under_test() for d in declared_dashboards(program_run(stack_file))]
 
 
-def sample_value(name: str) -> str:
-    """A value to put for ``$name`` before parsing: a duration for Grafana's interval variables."""
-    return "5m" if name.startswith("__") else "x"
+RATE_SENTINEL = timedelta(days=1, hours=2, minutes=3, seconds=4)
+"""What ``$__rate_interval`` stands for while parsing: a range no dashboard writes by hand."""
+
+
+def placeholder(name: str) -> str:
+    """A value for ``$name`` that parses and can be told apart: a duration for Grafana's interval variables, a
+    marked string for the dashboard's own."""
+    if name == RATE_INTERVAL.removeprefix("$"):
+        return "1d2h3m4s"
+    return "5m" if name.startswith("__") else f"__var_{name}__"
 
 
 def parse(expr: str) -> Any:
-    return promql_parser.parse(VARIABLE.sub(lambda m: sample_value(m.group("braced") or m.group("name")), expr))
+    return promql_parser.parse(VARIABLE.sub(lambda m: placeholder(m.group("braced") or m.group("name")), expr))
 
 
-def selectors(expr: str) -> list[Any]:
+def nodes(expr: str) -> list[Any]:
     found: list[Any] = []
-    promql_parser.walk(parse(expr), lambda n: found.append(n) if isinstance(n, promql_parser.VectorSelector)
-                       else None)
+    promql_parser.walk(parse(expr), found.append)
     return found
 
 
-def matchers_of(expr: str) -> list[list[tuple[str, str, str]]]:
-    """Each selector's matchers, with the variables left in (the parsed form loses them)."""
-    raw = re.findall(r"\{([^{}]*)\}", expr)
-    return [[(m[0], m[1], m[2]) for m in re.findall(r'([A-Za-z_]\w*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"', body)]
-            for body in raw]
+def matchers_of(expr: str) -> list[set[tuple[str, str, str]]]:
+    """Each selector's matchers as ``(label, operator, value)``, a variable's value as ``$name``."""
+    return [{(m.name, OPERATORS[str(m.op)], re.sub(r"^__var_(\w+)__$", r"$\1", m.value))
+             for m in node.matchers.matchers}
+            for node in nodes(expr) if isinstance(node, promql_parser.VectorSelector)]
+
+
+OPERATORS = {"MatchOp.Equal": "=", "MatchOp.NotEqual": "!=", "MatchOp.Re": "=~", "MatchOp.NotRe": "!~"}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -171,10 +181,11 @@ def rate_intervals(dashboard: Dashboard) -> list[str]:
     for title, target in dashboard.targets():
         if "expr" not in target:
             continue
-        for function, window in re.findall(r"\b(rate|irate|increase)\s*\((?:[^()\[\]]|\([^()]*\))*\[([^\]]+)\]",
-                                           target["expr"]):
-            if window != RATE_INTERVAL:
-                problems.append(f"panel {title!r}: {function}() over [{window}], not [{RATE_INTERVAL}]")
+        for node in nodes(target["expr"]):
+            if isinstance(node, promql_parser.Call) and node.func.name in RATE_FUNCTIONS:
+                matrix = node.args[0]
+                if not isinstance(matrix, promql_parser.MatrixSelector) or matrix.range != RATE_SENTINEL:
+                    problems.append(f"panel {title!r}: {node.func.name}() not over [{RATE_INTERVAL}]: {target['expr']}")
     return problems
 
 
@@ -199,17 +210,14 @@ def target_selection(dashboard: Dashboard) -> list[str]:
     for title, target in dashboard.targets():
         if "expr" not in target:
             continue
-        expr = target["expr"]
-        every = matchers_of(expr)
-        if len(every) != len(selectors(expr)):
-            problems.append(f"panel {title!r}: a selector without any matcher in {expr}")
-        for matchers in every:
-            for label, (op, variable) in SELECTED.items():
-                if (label, {"MatchOp.Re": "=~", "MatchOp.Equal": "="}[op], f"${variable}") not in matchers:
-                    problems.append(f"panel {title!r}: a selector without {label}{op[8:]}\"${variable}\": {matchers}")
+        every = matchers_of(target["expr"])
+        for label, (op, variable) in SELECTED.items():
+            wanted = (label, op, f"${variable}")
+            problems += [f"panel {title!r}: a selector without {label}{op}\"${variable}\": {sorted(m)}"
+                         for m in every if wanted not in m]
         model = (contract.LABEL_MODEL_NAME, "=", f"${MODEL_VARIABLE}")
         if not any(model in matchers for matchers in every):
-            problems.append(f"panel {title!r}: no selector matches {model[0]}=\"${MODEL_VARIABLE}\": {expr}")
+            problems.append(f"panel {title!r}: no selector matches {model[0]}=\"${MODEL_VARIABLE}\": {target['expr']}")
     return problems
 
 
