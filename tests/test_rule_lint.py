@@ -16,7 +16,8 @@ the program declares them under mocks:
   project's vocabulary;
 * ``promql/aggregate`` and ``alerts/template``: the labels Alertmanager groups and inhibits by (its rendered
   configuration's ``group_by`` and ``equal``) and every ``$labels.x`` an annotation shows reach the alert, through
-  the expression or as a static label; the model's ``team`` is on all of its alerts or none;
+  the expression or as a static label; every alert states ``severity`` and its model (``model``, ``model_name``),
+  and a label the routes match on (``team``) is on all of a model's alerts or none;
 * ``rule/name``: a recording's name is ``level:metric:operations``;
 * ``promql/series`` (offline): a series named like a recording (with a colon) is recorded by one of the stack's
   rules.
@@ -37,8 +38,9 @@ from typing import Any
 import promql_parser
 import pytest
 import yaml
+from model_service import contract
 
-from components.contracts import SEVERITY_LABEL, TEAM_LABEL, Severity
+from components.contracts import MODEL_LABEL, SEVERITY_LABEL, Severity
 from components.monitors.rule_model import dump_yaml, parse_duration
 from components.monitors.slo_rules import SLO_INFO
 from tests.conftest import program_run
@@ -91,6 +93,20 @@ class Stack:
     default_scrape_interval: str
     routing_labels: frozenset[str]
     """The labels Alertmanager groups and inhibits by (``alertname`` apart: every alert has it)."""
+    matched_labels: frozenset[str]
+    """The labels Alertmanager's routes and inhibitions match on (``alertname`` apart)."""
+
+
+def matcher_label(matcher: str) -> str:
+    """The label of an Alertmanager matcher in its string form (``team="fraud"``)."""
+    return re.split(r"=~|!~|!=|=", matcher, maxsplit=1)[0].strip()
+
+
+def route_matchers(route: Mapping[str, Any]) -> Iterator[str]:
+    for matcher in route.get("matchers", []):
+        yield matcher_label(matcher)
+    for child in route.get("routes", []):
+        yield from route_matchers(child)
 
 
 def declared(run: ProgramRun) -> Stack:
@@ -113,7 +129,10 @@ def declared(run: ProgramRun) -> Stack:
     config = values["alertmanager"]["config"]
     routing = set(config["route"]["group_by"]) | {label for rule in config.get("inhibit_rules", [])
                                                   for label in rule.get("equal", [])}
-    return Stack(files, intervals, default, frozenset(routing - {"alertname"}))
+    matched = set(route_matchers(config["route"])) | {
+        matcher_label(matcher) for rule in config.get("inhibit_rules", [])
+        for matcher in (*rule.get("source_matchers", []), *rule.get("target_matchers", []))}
+    return Stack(files, intervals, default, frozenset(routing - {"alertname"}), frozenset(matched - {"alertname"}))
 
 
 @pytest.fixture(params=LINTED_STACKS, ids=stack_name)
@@ -278,11 +297,22 @@ def dropped_labels(rule: dict[str, Any], routing: frozenset[str]) -> list[str]:
             for label in sorted(routing | shown) if label not in static and not label_sure(rule["expr"], label)]
 
 
-def team_problems(rule_file: RuleFile) -> list[str]:
-    teams = {(rule["alert"], rule.get("labels", {}).get(TEAM_LABEL)) for rule in rule_file.rules() if "alert" in rule}
-    if len({team for _, team in teams}) <= 1:
-        return []
-    return [f"{rule_file.name}: alerts disagree on `team`: {sorted(teams, key=str)}"]
+def routing_problems(rule_file: RuleFile, matched: frozenset[str]) -> list[str]:
+    """Every alert of a model states the model (``model``, ``model_name``) and ``severity``, and a label the routes
+    match on (``team``) on all of the model's alerts or on none, with one value: else some of its alerts would
+    reach another team's receivers than the others."""
+    alerts = [rule for rule in rule_file.rules() if "alert" in rule]
+    problems = [f"{rule_file.name}: {rule['alert']} has no static `{label}`"
+                for rule in alerts for label in (SEVERITY_LABEL, MODEL_LABEL)
+                if label not in rule.get("labels", {})]
+    problems += [f"{rule_file.name}: {rule['alert']} loses `{contract.LABEL_MODEL_NAME}`" for rule in alerts
+                 if contract.LABEL_MODEL_NAME not in rule.get("labels", {})
+                 and not label_sure(rule["expr"], contract.LABEL_MODEL_NAME)]
+    for label in sorted(matched - {SEVERITY_LABEL}):
+        values = {(rule["alert"], rule.get("labels", {}).get(label)) for rule in alerts}
+        if len({value for _, value in values}) > 1:
+            problems.append(f"{rule_file.name}: alerts disagree on `{label}`: {sorted(values, key=str)}")
+    return problems
 
 
 def bad_record_names(rule: dict[str, Any]) -> list[str]:
@@ -303,7 +333,7 @@ def problems(stack: Stack) -> list[str]:
     recorded = {rule["record"] for f in stack.rule_files for rule in f.rules() if "record" in rule}
     found = []
     for rule_file in stack.rule_files:
-        found += team_problems(rule_file)
+        found += routing_problems(rule_file, stack.matched_labels)
         for rule in rule_file.rules():
             found += [f"{rule_file.name}: {p}" for p in (
                 *short_rate_windows(rule, stack), *instant_alert_without_for(rule), *alert_without_comparison(rule),
@@ -346,12 +376,12 @@ def test_the_stacks_are_the_ones_on_disk():
 # ---------------------------------------------------------------------------------------------------------
 
 STACK = Stack(rule_files=[], scrape_intervals={"churn": "1m"}, default_scrape_interval="30s",
-              routing_labels=frozenset({"namespace"}))
+              routing_labels=frozenset({"namespace"}), matched_labels=frozenset({"severity", "team"}))
 
 
 def alert(expr: str, **overrides: Any) -> dict[str, Any]:
     rule = {"alert": "ModelSomething", "expr": expr, "for": "5m",
-            "labels": {"severity": "warning", "team": "fraud"},
+            "labels": {"severity": "warning", "team": "fraud", "model": "churn", "model_name": "churn"},
             "annotations": {"summary": "s", "description": "{{ $value }} in {{ $labels.namespace }}",
                             "runbook_url": "https://runbooks.test/modelsomething"}}
     rule.update(overrides)
@@ -425,10 +455,24 @@ def test_a_label_an_annotation_shows_must_reach_the_alert():
     assert dropped_labels({**rule, "labels": {**rule["labels"], "pod": "all"}}, frozenset()) == []
 
 
-def test_team_problems_has_teeth():
-    mixed = RuleFile("f", [{"name": "g", "rules": [alert("x > 1"), alert("y > 1", labels={"severity": "warning"})]}])
-    assert team_problems(mixed)
-    assert not team_problems(RuleFile("f", [{"name": "g", "rules": [alert("x > 1"), alert("y > 1")]}]))
+def test_routing_problems_has_teeth():
+    def problems_of(*rules: dict[str, Any]) -> list[str]:
+        return routing_problems(RuleFile("f", [{"name": "g", "rules": list(rules)}]), STACK.matched_labels)
+
+    labels = alert("x > 1")["labels"]
+    assert problems_of(alert("x > 1"), alert("y > 1", labels={**labels, "team": "churn"}))
+    assert problems_of(alert("x > 1"), alert("y > 1", labels={k: v for k, v in labels.items() if k != "team"}))
+    assert problems_of(alert("x > 1", labels={k: v for k, v in labels.items() if k != "model"}))
+    assert problems_of(alert("sum by (namespace) (x) > 1", labels={k: v for k, v in labels.items()
+                                                                  if k != "model_name"}))
+    assert not problems_of(alert("x > 1", labels={k: v for k, v in labels.items() if k != "model_name"}))
+    assert not problems_of(alert("x > 1"), alert("y > 1"))
+
+
+def test_the_routes_matchers_are_read_from_the_rendered_configuration():
+    route = {"matchers": ['alertname=~"Watchdog"'], "routes": [
+        {"matchers": ['team="fraud"'], "routes": [{"matchers": ['severity="critical"']}]}]}
+    assert set(route_matchers(route)) == {"alertname", "team", "severity"}
 
 
 @pytest.mark.parametrize("name", ["model_requests_rate5m", "model:requests", "a:b:c:d", "Model:x:y-z"])
