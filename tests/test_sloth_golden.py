@@ -60,7 +60,7 @@ from components.monitors.slo_rules import (
     group_names,
 )
 from tests.monitor_rules import MODEL, NAMESPACE, args_for, groups_for, monitors_config
-from tests.tools import require_tool
+from tests.tools import require_tool, tool_versions
 
 pytestmark = pytest.mark.tools
 
@@ -307,7 +307,7 @@ def test_recordings_equal_sloths(case: Any):
             if rule.record == SLO_INFO:
                 assert (labels.pop("sloth_mode"), their_labels.pop("sloth_mode")) == ("ml-observability",
                                                                                       "cli-gen-prom")
-                assert their_labels.pop("sloth_version") == "v0.16.0"
+                assert their_labels.pop("sloth_version") == tool_versions()["SLOTH_VERSION"]
             assert labels == their_labels, rule.record
 
 
