@@ -240,6 +240,8 @@ def short_rate_windows(rule: dict[str, Any], stack: Stack) -> list[str]:
     for node in nodes(rule["expr"]):
         if isinstance(node, promql_parser.Call) and node.func.name in RATE_FUNCTIONS:
             matrix = node.args[0]
+            if not isinstance(matrix, promql_parser.MatrixSelector):
+                continue  # a subquery: its step, not a scrape interval, spaces the points
             jobs = [m.value for m in matrix.vector_selector.matchers.matchers
                     if m.name == "job" and str(m.op) == "MatchOp.Equal"]
             interval = next((stack.scrape_intervals[j] for j in jobs if j in stack.scrape_intervals),
