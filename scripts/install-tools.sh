@@ -6,7 +6,7 @@
 # outside the repository, so a version bump builds a new folder and a warm cache costs nothing.
 # Go's module and build caches live beside them and are reused between runs.
 #
-# Usage: scripts/install-tools.sh [helm] [prometheus] [alertmanager] [thanos] [actionlint]   (no argument: all)
+# Usage: scripts/install-tools.sh [helm] [prometheus] [alertmanager] [thanos] [actionlint] [sloth]   (no argument: all)
 # Prints one line per tool: "<tool> <version> <bin dir> (cached|built in Ns)".
 set -euo pipefail
 
@@ -126,4 +126,10 @@ if [[ ${#SELECTED[@]} -eq 0 ]] || want actionlint; then
   build actionlint "$ACTIONLINT_VERSION" \
     "-s -w -X github.com/rhysd/actionlint.version=$ACTIONLINT_VERSION -X github.com/rhysd/actionlint.installedFrom=go-module" \
     "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
+fi
+if [[ ${#SELECTED[@]} -eq 0 ]] || want sloth; then
+  # One package at a time: the build shares the machine's two cores.
+  GOFLAGS="$GOFLAGS -p=1" build sloth "$SLOTH_VERSION" \
+    "-s -w -X github.com/slok/sloth/internal/info.Version=$SLOTH_VERSION" \
+    "github.com/slok/sloth/cmd/sloth@$SLOTH_VERSION"
 fi

@@ -1,4 +1,4 @@
-"""Prometheus 3's ``increase()`` on float counters, in Python, to predict when an alert must fire.
+"""Prometheus 3's ``increase()`` and ``rate()`` on float counters, in Python, to predict when an alert must fire.
 
 The rule tests run the real ``promtool``; this module only computes what they expect, independently of the
 rules under test. It follows ``extrapolatedRate`` of prometheus/promql/functions.go (v0.314.0, Prometheus
@@ -68,6 +68,12 @@ def increase(series: Series, t_ms: int, range_ms: int) -> float | None:
         duration_to_end = average / 2
     factor = (sampled + duration_to_start + duration_to_end) / sampled if sampled else 1.0
     return result * factor
+
+
+def rate(series: Series, t_ms: int, range_ms: int) -> float | None:
+    """``rate(series[range])`` at ``t``: the extrapolated increase per second of the range, as Prometheus divides it."""
+    value = increase(series, t_ms, range_ms)
+    return None if value is None else value / (range_ms / 1000)
 
 
 def summed_increase(series: Sequence[Series], t_ms: int, range_ms: int) -> float | None:

@@ -14,8 +14,10 @@ from model_service import contract
 from components.monitors.config import ModelMonitorsConfig
 from components.monitors.model_rules import (
     ACCURACY_ALERT,
+    CONTAINER_RESTARTS,
     MEMORY_ALERT,
     RESTARTS_ALERT,
+    RESTARTS_WINDOW,
     TARGET_ABSENT_ALERT,
     TARGET_DOWN_ALERT,
 )
@@ -183,6 +185,13 @@ def test_restarts_of_the_workloads_pods(tmp_path: Path):
         "alert_rule_test": [
             at(fires - 1, RESTARTS_ALERT), at(fires, RESTARTS_ALERT, [expected_alert(alert, labels, 2)]),
             at(resolves - 1, RESTARTS_ALERT, [expected_alert(alert, labels, 2)]), at(resolves, RESTARTS_ALERT),
+        ],
+        # The count the alert compares, recorded for the dashboard: the model's pod only, with the window.
+        "promql_expr_test": [
+            {"expr": CONTAINER_RESTARTS, "eval_time": f"{minute}m", "exp_samples": [{
+                "labels": selector(CONTAINER_RESTARTS, **labels, job=MODEL, window=RESTARTS_WINDOW),
+                "value": in_window(minute)}]}
+            for minute in (fires - 1, fires, resolves)
         ],
     }]
     run_rule_tests(tmp_path, rules, tests, evaluation_interval_ms=MINUTE)

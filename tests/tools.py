@@ -53,6 +53,7 @@ _TOOL_PACKAGES = {  # binary -> (install-tools.sh argument, version key)
     "alertmanager": ("alertmanager", "ALERTMANAGER_VERSION"),
     "thanos": ("thanos", "THANOS_VERSION"),
     "actionlint": ("actionlint", "ACTIONLINT_VERSION"),
+    "sloth": ("sloth", "SLOTH_VERSION"),
     # Built by scripts/install-engine.sh (the real Pulumi engine and a control plane for tests/engine).
     "pulumi": ("pulumi", "PULUMI_VERSION"),
     "pulumi-resource-kubernetes": ("pulumi-resource-kubernetes", "PULUMI_KUBERNETES_PROVIDER_VERSION"),

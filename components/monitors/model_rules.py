@@ -64,6 +64,9 @@ ACCURACY_FLOOR: Final = "model:feedback_accuracy:floor"
 ACCURACY_OVER_WINDOW: Final = "model:feedback_accuracy:ratio_window"
 """The accuracy over the model's own window under one name, the window as label ``window``: what a dashboard of
 several models reads."""
+CONTAINER_RESTARTS: Final = "model_workload_pod:container_restarts:window"
+"""Restarts of each container of the workload's pods within :data:`RESTARTS_WINDOW` (label ``window``): what
+``ModelPodRestarting`` compares, under a name without the window, which the dashboard shows."""
 MEMORY_NEAR_LIMIT: Final = "model:container_memory_near_limit:threshold"
 """The model's memory alert threshold (share of the limit), per model: the dashboard draws it."""
 
@@ -245,6 +248,11 @@ def resource_rule_group(
     )
     limits = selector(KUBE_POD_CONTAINER_RESOURCE_LIMITS, namespace=namespace, resource="memory")
     containers = by((CLUSTER_LABEL, "namespace", "pod", "container"))
+    # max - min over the window counts restarts exactly; increase() would extrapolate 2 into 2.03.
+    restarted = (
+        f"max by {containers} (max_over_time({restarts}[{window}]) - min_over_time({restarts}[{window}]))\n"
+        f"* on {POD} group_left ()\n{pods}"
+    )
     return RuleGroup(
         name=name,
         interval=interval,
@@ -259,13 +267,14 @@ def resource_rule_group(
                 expr=f"{memory_near_limit_ratio} * group by {by(MODEL_GROUP)} "
                      f"({selector(contract.MODEL_INFO.name, **scope)})",
             ),
+            RecordingRule(
+                record=CONTAINER_RESTARTS,
+                expr=restarted,
+                labels={**scope, **labels, WINDOW_LABEL: RESTARTS_WINDOW},
+            ),
             AlertingRule(
                 alert=RESTARTS_ALERT,
-                # max - min over the window counts restarts exactly; increase() would extrapolate 2 into 2.03.
-                expr=(
-                    f"max by {containers} (max_over_time({restarts}[{window}]) - min_over_time({restarts}[{window}]))\n"
-                    f"* on {POD} group_left ()\n{pods}\n>= {RESTARTS_THRESHOLD}"
-                ),
+                expr=f"{restarted}\n>= {RESTARTS_THRESHOLD}",
                 severity=Severity.WARNING,
                 summary="A container of the model's pods keeps restarting.",
                 description=(

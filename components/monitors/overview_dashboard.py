@@ -55,12 +55,11 @@ from components.monitors.cluster_metrics import (
     KUBE_DEPLOYMENT_SPEC_REPLICAS,
     KUBE_DEPLOYMENT_STATUS_REPLICAS_AVAILABLE,
     KUBE_POD_CONTAINER_RESOURCE_LIMITS,
-    KUBE_POD_CONTAINER_STATUS_RESTARTS,
     NAMESPACE_WORKLOAD_POD,
 )
 from components.monitors.dashboard_ids import dashboard_uid
 from components.monitors.drift_rules import JS_SHORT_WINDOW, JS_THRESHOLD_SERIES, PSI_SHORT_WINDOW, PSI_THRESHOLD_SERIES
-from components.monitors.model_rules import ACCURACY_FLOOR, ACCURACY_OVER_WINDOW, MEMORY_NEAR_LIMIT
+from components.monitors.model_rules import ACCURACY_FLOOR, ACCURACY_OVER_WINDOW, CONTAINER_RESTARTS, MEMORY_NEAR_LIMIT
 from components.monitors.rule_model import Matcher, by, selector
 from components.monitors.slo_rules import PERIOD_BUDGET_REMAINING
 
@@ -265,7 +264,6 @@ def model_dashboard(title: str = MODEL_DASHBOARD_TITLE) -> dashboard.Dashboard:
     cpu = _in_namespace(CONTAINER_CPU_USAGE_SECONDS, Matcher("container", "", "!="))
     memory = _in_namespace(CONTAINER_MEMORY_WORKING_SET_BYTES, Matcher("container", "", "!="))
     limits = _in_namespace(KUBE_POD_CONTAINER_RESOURCE_LIMITS, resource="memory")
-    restarts = _in_namespace(KUBE_POD_CONTAINER_STATUS_RESTARTS)
     infrastructure = [
         _timeseries(
             "CPU", "CPU used by each pod of the model, in cores.", "short",
@@ -286,8 +284,8 @@ def model_dashboard(title: str = MODEL_DASHBOARD_TITLE) -> dashboard.Dashboard:
         ),
         _timeseries(
             "Restarts (last hour)", "Container restarts of the model's pods within the last hour.", "short",
-            [(f"max {_by('pod', 'container')} ({_join(f'increase({restarts}[1h])', MODEL_PODS)})",
-              _legend("{{pod}} {{container}}"))],
+            # The restart alert's own count over its window, as its rules record it.
+            [(f"max {_by('pod', 'container')} ({_of_model(CONTAINER_RESTARTS)})", _legend("{{pod}} {{container}}"))],
         ),
         _timeseries(
             "Replicas", "Pods serving the model per version (scraped), and the Deployment's desired and available.",

@@ -2,9 +2,9 @@
 
 Its queries read kube-state-metrics and the kubelet's cAdvisor, which only a cluster has, so the end-to-end
 suite cannot give them data. Here every query of the row, taken from the dashboard the program declares, runs
-on series shaped like theirs and must select the model's pods only: not another model's in the same
-namespace, not the pod-level cgroup series, not another resource's limit, and still a pod that crash-looped
-out of the scrape targets within the hour.
+on series shaped like theirs (and on what the model's resource rules record from them) and must select the
+model's pods only: not another model's in the same namespace, not the pod-level cgroup series, not another
+resource's limit, and still a pod that crash-looped out of the scrape targets within the hour.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 
+from components.monitors.config import ModelMonitorsConfig
 from components.monitors.model_rules import MEMORY_NEAR_LIMIT
 from components.monitors.rule_model import format_duration, selector
 from tests.conftest import program_run
 from tests.e2e.dashboard import OVERVIEW_CONFIG_MAP, expand, queries_by_row
-from tests.promsim import Series, increase
+from tests.monitor_rules import groups_for
 from tests.rule_testing import run_rule_tests, series_values
 
 pytestmark = pytest.mark.tools
@@ -89,6 +90,11 @@ def fixture_series() -> list[dict[str, str]]:
         *(_series("kube_pod_container_status_restarts_total", f"0{always}", **ksm, pod=pod, container="model")
           for pod in SERVING),
         _series("kube_pod_container_status_restarts_total", f"0+1{always}", **ksm, pod=OTHERS, container="app"),
+        # Who owns the pods, which the restart count the rules record is joined with.
+        *(_series("kube_pod_owner", f"1{always}", **ksm, pod=pod, owner_kind="ReplicaSet",
+                  owner_name=f"{OTHER_MODEL if pod == OTHERS else MODEL}-rs") for pod in (*SERVING, CRASHED, OTHERS)),
+        *(_series("kube_replicaset_owner", f"1{always}", **ksm, replicaset=f"{model}-rs", owner_kind="Deployment",
+                  owner_name=model) for model in (MODEL, OTHER_MODEL)),
         # Deployments: the model wants three replicas and has two available.
         _series("kube_deployment_spec_replicas", f"3{always}", **ksm, deployment=MODEL),
         _series("kube_deployment_status_replicas_available", f"2{always}", **ksm, deployment=MODEL),
@@ -100,8 +106,9 @@ def fixture_series() -> list[dict[str, str]]:
 
 def expected_samples() -> dict[str, list[list[tuple[dict[str, str], float]]]]:
     """What each query of each panel must return, computed without Prometheus."""
-    crashed = increase(Series(RESTARTS_CRASHED, STEP_MS), EVAL_MINUTES * STEP_MS, 60 * STEP_MS)
-    assert crashed is not None
+    in_last_hour = RESTARTS_CRASHED[EVAL_MINUTES - 59:EVAL_MINUTES + 1]  # samples in (t - 1h, t]
+    crashed = max(in_last_hour) - min(in_last_hour)
+    assert crashed == 2
     return {
         "CPU": [[({"pod": "p1"}, 0.25), ({"pod": "p2"}, 0.1)]],
         "Memory against the limit": [[({"pod": "p1", "container": "model"}, 400 / 512),
@@ -135,7 +142,7 @@ def test_every_infrastructure_query_selects_the_models_pods_only(tmp_path: Path)
                             for labels, value in expected[title][index]],
         })
     run_rule_tests(
-        tmp_path, (),
+        tmp_path, [g for g in groups_for(ModelMonitorsConfig()) if g.name.endswith("-resources")],
         [{"interval": format_duration(STEP_MS), "input_series": fixture_series(), "promql_expr_test": tests}],
         evaluation_interval_ms=STEP_MS,
     )
