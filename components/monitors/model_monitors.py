@@ -33,6 +33,7 @@ from components.monitors.model_rules import (
     target_rule_group,
 )
 from components.monitors.model_slos import LatencyObjective, SloSettings, model_slos
+from components.monitors.quality_groups import quality_rule_groups
 from components.monitors.rule_evaluators import RuleEvaluator
 from components.monitors.rule_model import (
     AlertingRule,
@@ -49,7 +50,9 @@ MONITORING_API_VERSION: Final = "monitoring.coreos.com/v1"
 DEFAULT_SCRAPE_TIMEOUT: Final = "10s"
 """Prometheus' default scrape timeout; capped at the scrape interval, which Prometheus requires."""
 COMPONENT: Final = "monitoring"
-MODEL_RECORDINGS: Final = r"(model|model_feature|model_feature_bin|model_workload_pod|slo):.+|sloth_slo_info"
+MODEL_RECORDINGS: Final = (
+    r"(model|model_class|model_class_pair|model_feature|model_feature_bin|model_workload_pod|slo):.+|sloth_slo_info"
+)
 """Every series the model's recording rules write (anchored RE2, as a relabel regex): drift, SLO, accuracy and the
 model's workload. What a store that takes only the recordings is sent (``monitoring.remoteWrite[].send``), less
 ``DERIVABLE_RECORDINGS``."""
@@ -206,6 +209,7 @@ def rule_groups(
                                   period_matchers=period_matchers, **common)
     groups.append(drift_rule_group(drift_settings(settings), name=f"{job}-drift", scope=scope, **common))
     groups.append(accuracy_rule_group(accuracy_settings(settings), name=f"{job}-accuracy", scope=scope, **common))
+    groups += quality_rule_groups(settings, job=job, scope=scope, **common)
     groups.append(target_rule_group(name=f"{job}-targets", scope=scope, labels=model, **common))
     groups.append(
         resource_rule_group(
