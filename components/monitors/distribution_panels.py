@@ -25,7 +25,7 @@ from model_service import contract
 
 from components.contracts import CLUSTER_LABEL
 from components.monitors.class_quality_rules import PRECISION_OVER_WINDOW, RECALL_FLOOR, RECALL_OVER_WINDOW
-from components.monitors.distribution_rules import LONG_WINDOW_ROLE, SHORT_WINDOW_ROLE
+from components.monitors.distribution_rules import LONG_WINDOW_ROLE, OBSERVATIONS_BY_BIN_IN, SHORT_WINDOW_ROLE
 from components.monitors.drift_rules import REFERENCE
 from components.monitors.overview_dashboard import (
     DATASOURCE,
@@ -118,16 +118,19 @@ def _instant(expr: str, legend: str, ref: str) -> prometheus.Dataquery:
 def _shares(feature: Matcher, slot: tuple[str, ...]) -> tuple[str, str]:
     """Live and training shares per bin of the features ``feature`` selects, each row labelled ``slot``."""
     labels = ("model_version", contract.LABEL_FEATURE, contract.LABEL_BIN)
-    counts = _of_model("", Matcher("__name__", f"model_feature_bin:drift_observations:${WINDOW_VARIABLE}"), feature)
+    # The name holds the variable, so it is matched as a label: Grafana replaces the variable before PromQL parses.
+    counts = _of_model("", Matcher("__name__", f"{OBSERVATIONS_BY_BIN_IN}${WINDOW_VARIABLE}"), feature)
     live = (
         f"sum {_by(*labels)} ({counts})\n/ ignoring ({contract.LABEL_BIN}) group_left ()\n"
         f"sum {_by(*labels[:-1])} ({counts})"
     )
     training = f"max {_by(*labels)} ({_of_model(REFERENCE, feature)})"
     slot_args = ", ".join(f'"{label}"' for label in slot)
-    return tuple(  # type: ignore[return-value]
-        f'label_join(\n{expr},\n"{SLOT_LABEL}", " ", {slot_args})' for expr in (live, training)
-    )
+
+    def labelled(expr: str) -> str:
+        return f'label_join(\n{expr},\n"{SLOT_LABEL}", " ", {slot_args})'
+
+    return labelled(live), labelled(training)
 
 
 def _distribution(title: str, description: str, feature: Matcher, slot: tuple[str, ...]) -> barchart.Panel:

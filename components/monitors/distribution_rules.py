@@ -19,6 +19,8 @@ SHORT_WINDOW_ROLE: Final = "short_window"
 LONG_WINDOW_ROLE: Final = "long_window"
 WINDOW_ROLES: Final = (SHORT_WINDOW_ROLE, LONG_WINDOW_ROLE)
 """The values of the dashboard's window variable: the short drift window's role, then the long one's."""
+OBSERVATIONS_BY_BIN_IN: Final = "model_feature_bin:drift_observations:"
+"""The per-bin counts of a window by role are this name followed by the role."""
 
 
 def observations_by_bin_in(role: str) -> str:
@@ -29,7 +31,7 @@ def observations_by_bin_in(role: str) -> str:
     """
     if role not in WINDOW_ROLES:
         raise ValueError(f"a drift window is {' or '.join(WINDOW_ROLES)}, not {role!r}")
-    return f"model_feature_bin:drift_observations:{role}"
+    return f"{OBSERVATIONS_BY_BIN_IN}{role}"
 
 
 def distribution_rule_group(
