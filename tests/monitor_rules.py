@@ -27,6 +27,11 @@ def monitors_config(**overrides: Any) -> ModelMonitorsConfig:
     return ModelMonitorsConfig.model_validate(overrides)
 
 
+def every_alert_config() -> ModelMonitorsConfig:
+    """The monitors with every optional alert set (a confidence floor, a maximum age): each alert, once."""
+    return monitors_config(confidence={"floor": 0.7}, maxModelAge="30d")
+
+
 def args_for(config: ModelMonitorsConfig) -> ModelMonitorsArgs:
     return ModelMonitorsArgs(
         settings=config,

@@ -58,7 +58,8 @@ def test_interface_model_and_infrastructure_rows():
                       "SLO error budget left"],
         "Model": ["Predictions by class", "Predicted class share", "Confidence quantiles",
                   "Feature drift: PSI over the short window", "Feature drift: JS distance over the short window",
-                  "Accuracy"],
+                  "Accuracy", "Recall per class", "Precision per class", "Mean confidence", "Model age"],
+        "Distributions": ["Input distributions: live against training", "Predicted class mix against training"],
         "Infrastructure": ["CPU", "Memory against the limit", "Restarts (last hour)", "Replicas"],
     }
 
@@ -66,7 +67,7 @@ def test_interface_model_and_infrastructure_rows():
 def test_variables_pick_any_model_that_exports_the_contract():
     doc = document()
     variables = {v["name"]: v for v in doc["templating"]["list"]}
-    assert list(variables) == ["datasource", "cluster", "namespace", "model"]
+    assert list(variables) == ["datasource", "cluster", "namespace", "model", "drift_window"]
     assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
     assert variables["namespace"]["query"] == 'label_values(model_info{cluster=~"$cluster"}, namespace)'
     assert variables["model"]["query"] == (
@@ -212,3 +213,38 @@ def test_the_dashboard_is_a_configmap_for_grafanas_sidecar():
 def test_a_namespace_the_sidecar_does_not_search_is_refused():
     with pytest.raises(pulumi.RunError, match="namespace 'models' is not searched by Grafana's dashboard sidecar"):
         ModelDashboards("dashboards", ModelDashboardsArgs(namespace="models", contract=CONTRACT))
+
+
+def test_the_distributions_read_each_models_counts_over_the_window_role_the_variable_picks():
+    from components.monitors.distribution_panels import DISTRIBUTIONS_ROW, WINDOW_VARIABLE
+    from components.monitors.distribution_rules import WINDOW_ROLES, observations_by_bin_in
+    from components.monitors.rule_model import RecordingRule
+    from tests.monitor_rules import every_alert_config, groups_for
+
+    doc = document()
+    [variable] = [v for v in doc["templating"]["list"] if v["name"] == WINDOW_VARIABLE]
+    assert variable["type"] == "custom"
+    assert [o["value"] for o in variable["options"]] == list(WINDOW_ROLES)
+    assert variable["current"]["value"] in WINDOW_ROLES
+    # Every role the variable offers is recorded by every model's rules, with the model's own window as a label.
+    recordings = {r.record: r for g in groups_for(every_alert_config()) for r in g.rules
+                  if isinstance(r, RecordingRule)}
+    assert {role: recordings[observations_by_bin_in(role)].labels["window"] for role in WINDOW_ROLES} == {
+        "short_window": "1h", "long_window": "6h"}
+    panels = [p for p in doc["panels"] if p["type"] == "barchart"]
+    assert [p["title"] for p in panels] == rows(doc)[DISTRIBUTIONS_ROW]
+    for panel in panels:
+        live, training = (t["expr"] for t in panel["targets"])
+        assert f'__name__="{observations_by_bin_in("short_window").rsplit(":", 1)[0]}:${WINDOW_VARIABLE}"' in live
+        assert training.startswith("label_join(\nmax by (cluster, model_version, feature, bin) "
+                                   "(model_feature_bin:drift_reference_ratio:max{")
+        assert all(t["instant"] and t["format"] == "table" for t in panel["targets"])
+        assert [t["id"] for t in panel["transformations"]] == ["merge", "organize"]
+    # The quality panels read the recordings of the class, confidence and age rules, and the contract's timestamp.
+    expressions = dashboard_expressions(doc)
+    for name in ("model_class:feedback_recall:ratio_window{", "model_class:feedback_recall:floor{",
+                 "model_class:feedback_precision:ratio_window{", "model:prediction_confidence:mean_window{",
+                 "model:prediction_confidence:floor{"):
+        assert any(e.startswith(name) and name[:-1] in recordings for e in expressions), name
+    assert any(e.startswith("time() - max by (cluster, model_version) (model_trained_timestamp_seconds{")
+               for e in expressions)

@@ -22,7 +22,7 @@ from components.monitors.model_rules import (
     TARGET_DOWN_ALERT,
 )
 from components.monitors.rule_model import AlertingRule, RuleGroup, selector
-from tests.monitor_rules import MINUTE, MODEL, NAMESPACE, groups_for
+from tests.monitor_rules import MINUTE, MODEL, NAMESPACE, every_alert_config, groups_for
 from tests.promsim import Series, increase
 from tests.rule_testing import expected_alert, run_rule_tests, series_values
 
@@ -239,9 +239,11 @@ def test_memory_near_the_limit(tmp_path: Path):
 
 def test_every_alert_is_exercised_by_a_promtool_test():
     """Each alert the monitors declare is named, by its constant, in a promtool rule test of this suite."""
+    import components.monitors.class_quality_rules
     import components.monitors.drift_rules
     import components.monitors.model_rules
     import components.monitors.model_slos
+    import components.monitors.prediction_rules
     from components.monitors.rule_model import alert_names
 
     # Names read by code (an import alone does not count): ast.Name nodes are uses, never import aliases.
@@ -249,10 +251,11 @@ def test_every_alert_is_exercised_by_a_promtool_test():
             for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Name)}
     constants = {
         value: name
-        for module in (components.monitors.model_rules, components.monitors.drift_rules, components.monitors.model_slos)
+        for module in (components.monitors.model_rules, components.monitors.drift_rules, components.monitors.model_slos,
+                       components.monitors.class_quality_rules, components.monitors.prediction_rules)
         for name, value in vars(module).items()
         if name.endswith("_ALERT")
     }
-    for alert in alert_names(groups_for(ModelMonitorsConfig())):
+    for alert in alert_names(groups_for(every_alert_config())):
         assert alert in constants, f"{alert} has no constant"
         assert constants[alert] in used, f"no promtool test uses {alert}"

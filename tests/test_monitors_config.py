@@ -36,6 +36,15 @@ def test_defaults_come_from_the_contract():
     assert (config.time_scale, config.slo_period, config.availability_objective_percent) == (1.0, "30d", 99.5)
 
 
+def test_class_floors_confidence_and_age_in_camel_case():
+    config = validate({"accuracy": {"classRecallFloors": {"fraud": 0.4}, "minClassFeedback": 50},
+                       "confidence": {"floor": 0.7, "window": "6h"}, "maxModelAge": "30d"}).models["churn"].monitors
+    assert (config.accuracy.class_recall_floor, config.accuracy.class_recall_floors) == (0.6, {"fraud": 0.4})
+    assert (config.confidence.floor, config.confidence.window, config.max_model_age) == (0.7, "6h", "30d")
+    defaults = validate({}).models["churn"].monitors
+    assert (defaults.confidence.floor, defaults.max_model_age) == (None, None)
+
+
 def test_latency_thresholds_are_what_the_service_gets():
     config = ModelMonitorsConfig.model_validate({"latencySlos": [
         {"thresholdSeconds": 0.3, "objectivePercent": 99.0}, {"thresholdSeconds": 0.05, "objectivePercent": 95.0}]})
@@ -69,6 +78,16 @@ def test_per_feature_thresholds_and_camel_case_keys():
          "ml-observability:models.churn.monitors: scrapeInterval 30s at timeScale 0.002 is 60ms, under 100ms"),
         ({"drift": {"psiTreshold": 0.3}},
          "ml-observability:models.churn.monitors.drift.psiTreshold: unknown setting"),
+        ({"accuracy": {"classRecallFloors": {"fraud": 1.5}}},
+         "ml-observability:models.churn.monitors.accuracy.classRecallFloors.fraud: Input should be less than 1 (got "
+         "1.5); Set a valid value"),
+        ({"accuracy": {"minClassFeedback": 0}},
+         "ml-observability:models.churn.monitors.accuracy.minClassFeedback: Input should be greater than or equal to 1 "
+         "(got 0)"),
+        ({"confidence": {"floor": 0}},
+         "ml-observability:models.churn.monitors.confidence.floor: Input should be greater than 0 (got 0)"),
+        ({"maxModelAge": "30days"},
+         "ml-observability:models.churn.monitors.maxModelAge: not a Prometheus duration: '30days'"),
     ],
 )
 def test_bad_settings_name_the_key_the_value_and_the_fix(monitors: dict[str, Any], expected: str):

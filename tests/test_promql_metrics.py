@@ -19,6 +19,8 @@ from model_service import contract
 from components.contracts import CLUSTER_LABEL
 from components.monitors.config import ModelMonitorsConfig
 from components.monitors.dashboard_ids import dashboard_json
+from components.monitors.distribution_panels import WINDOW_VARIABLE
+from components.monitors.distribution_rules import WINDOW_ROLES
 from components.monitors.overview_dashboard import ALL_VALUE, dashboard_expressions, model_dashboard
 from components.monitors.rule_model import RecordingRule, RuleGroup
 from tests.monitor_rules import MODEL, NAMESPACE, chart_metrics_script, groups_for
@@ -30,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def rule_groups_under_test() -> tuple[RuleGroup, ...]:
-    config = ModelMonitorsConfig.model_validate({"drift": {"features": {"f6": {"psiThreshold": 0.3}}}})
+    config = ModelMonitorsConfig.model_validate({"drift": {"features": {"f6": {"psiThreshold": 0.3}}},
+                                                 "confidence": {"floor": 0.7}, "maxModelAge": "30d"})
     return groups_for(config)
 
 
@@ -40,9 +43,12 @@ def dashboard_queries() -> list[str]:
               "datasource": "prometheus"}
     queries = []
     for expression in dashboard_expressions(document):
-        query = re.sub(r"\$\{?([A-Za-z_]\w*)\}?", lambda m: values[m.group(1)], expression)
-        label_values = re.fullmatch(r"label_values\((.*), *\w+\)", query)
-        queries.append(label_values.group(1) if label_values else query)
+        # The drift window variable picks a recording by its name: each of its values names one.
+        for role in WINDOW_ROLES if f"${WINDOW_VARIABLE}" in expression else WINDOW_ROLES[:1]:
+            picked = {**values, WINDOW_VARIABLE: role}
+            query = re.sub(r"\$\{?([A-Za-z_]\w*)\}?", lambda m, picked=picked: picked[m.group(1)], expression)
+            label_values = re.fullmatch(r"label_values\((.*), *\w+\)", query)
+            queries.append(label_values.group(1) if label_values else query)
     return queries
 
 

@@ -11,7 +11,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from components.config.loader import ConfigError
-from components.monitors.config import ModelMonitorsConfig
 from components.monitors.dashboard_ids import dashboard_json, dashboard_uid, slug
 from components.monitors.rule_model import alert_names
 from components.monitors.runbooks import (
@@ -25,7 +24,7 @@ from components.monitors.runbooks import (
 )
 from tests.conftest import program_run
 from tests.harness import FLEET_STACK, STACKS_DIR, ProgramRun, run_program
-from tests.monitor_rules import groups_for
+from tests.monitor_rules import every_alert_config, groups_for
 
 PUBLISHED = "https://git.example.com/ml/-/blob/main/runbooks/"
 
@@ -73,7 +72,7 @@ def test_a_published_copy_replaces_the_dashboard_links():
 
 
 def test_every_alert_has_a_page_and_every_page_an_alert():
-    groups = groups_for(ModelMonitorsConfig())
+    groups = groups_for(every_alert_config())
     links = RunbookLinks(base_url=PUBLISHED)
     for group in groups:
         for alert in group.alerts:

@@ -87,3 +87,15 @@ class Traffic:
 def drifted(feature: str, sigmas: float) -> LoadConfig:
     """Healthy traffic with one feature shifted by ``sigmas`` training standard deviations, at once."""
     return dataclasses.replace(HEALTHY, drift=DriftSpec(shift={feature: sigmas}, onset="sudden"))
+
+
+def relabelled(true_class: str, reported: str) -> LoadConfig:
+    """Healthy traffic whose feedback reports ``reported`` for the rows of ``true_class``: most of the feedback that
+    names ``reported`` then names rows the model gave another class, and its recall falls."""
+    return dataclasses.replace(HEALTHY, feedback_relabel={true_class: reported})
+
+
+def scored(accuracy: float) -> LoadConfig:
+    """Healthy traffic whose feedback makes the accuracy Prometheus computes converge to ``accuracy``, its errors
+    spread over every class."""
+    return dataclasses.replace(HEALTHY, feedback_accuracy=accuracy)

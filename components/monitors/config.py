@@ -11,6 +11,9 @@ from components.config.fields import Section, Window
 from components.monitors.rule_model import TimeScale, parse_duration
 from components.monitors.slo_rules import WORKBOOK_WINDOWS, check_objective
 
+ClassName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+"""A class of the model, as the feedback's ``actual_class`` label says it."""
+
 
 class LatencySloConfig(Section):
     """One latency objective on ``/predict``: a share of requests answered within a threshold."""
@@ -93,6 +96,36 @@ class AccuracyConfig(Section):
         200, ge=1, description="Scored feedback items the window needs before accuracy may alert.",
         examples=[500],
     )
+    class_recall_floor: float = Field(
+        0.6, gt=0, lt=1, description="Recall below which a class alerts (share of the feedback whose actual class it "
+        "is that the model predicted right), for every class without its own floor.", examples=[0.7],
+    )
+    class_recall_floors: dict[ClassName, Annotated[float, Field(gt=0, lt=1)]] = Field(
+        default_factory=dict, description="Recall floors of classes that differ from classRecallFloor, by class name "
+        "(the feedback's actual_class).", examples=[{"fraud": 0.5}],
+    )
+    min_class_feedback: int = Field(
+        100, ge=1, description="Scored feedback items whose actual class is the class that the window needs before "
+        "its recall may alert.", examples=[50],
+    )
+
+
+class ConfidenceConfig(Section):
+    """Mean confidence of the predictions against a floor: a signal without waiting for feedback.
+
+    A floor rather than a drop relative to a longer baseline window: the floor is read off the model's held-out
+    confidence and the dashboard's line, and means the same in every window; a relative drop follows a slow decline
+    into its own baseline, and mixes two versions after every rollout."""
+
+    floor: float | None = Field(
+        None, gt=0, lt=1, description="Mean confidence (probability given to the predicted class) below which the "
+        "model alerts; none: no alert. Set it under the model's held-out mean confidence.", examples=[0.7],
+    )
+    window: Window = Field("1h", description="Window the mean confidence is computed over.", examples=["6h"])
+    min_predictions: int = Field(
+        1000, ge=1, description="Predictions the window needs before the mean confidence may alert.",
+        examples=[5000],
+    )
 
 
 def _default_latency_slos() -> tuple[LatencySloConfig, ...]:
@@ -122,6 +155,11 @@ class ModelMonitorsConfig(Section):
     )
     drift: DriftConfig = DriftConfig()
     accuracy: AccuracyConfig = AccuracyConfig()
+    confidence: ConfidenceConfig = ConfidenceConfig()
+    max_model_age: Window | None = Field(
+        None, description="Age (now minus the training time the model reports) above which the model alerts as "
+        "stale; none: no alert. Calendar time, never scaled by timeScale.", examples=["30d"],
+    )
     memory_near_limit_ratio: float = Field(
         0.9, gt=0, lt=1, description="Share of a container's memory limit its working set may reach before "
         "an alert.", examples=[0.85],
@@ -172,6 +210,7 @@ class ModelMonitorsConfig(Section):
             f"the SLO alerts' longest burn-rate window ({burn})": scale.milliseconds(burn),
             "drift.longWindow": scale.milliseconds(self.drift.long_window),
             "accuracy.window": scale.milliseconds(self.accuracy.window),
+            "confidence.window": scale.milliseconds(self.confidence.window),
         }
 
     @property

@@ -261,6 +261,15 @@ def model_dashboard(title: str = MODEL_DASHBOARD_TITLE) -> dashboard.Dashboard:
             "threshold .*",
         ),
     ]
+    # Imported here: those panels are built with this module's helpers.
+    from components.monitors.distribution_panels import (
+        DISTRIBUTIONS_ROW,
+        distribution_panels,
+        quality_panels,
+        window_variable,
+    )
+
+    model_row = [*model, *quality_panels()]
     cpu = _in_namespace(CONTAINER_CPU_USAGE_SECONDS, Matcher("container", "", "!="))
     memory = _in_namespace(CONTAINER_MEMORY_WORKING_SET_BYTES, Matcher("container", "", "!="))
     limits = _in_namespace(KUBE_POD_CONTAINER_RESOURCE_LIMITS, resource="memory")
@@ -341,7 +350,9 @@ def model_dashboard(title: str = MODEL_DASHBOARD_TITLE) -> dashboard.Dashboard:
         )
     )
     infrastructure = [panel.span(6) for panel in infrastructure]
-    for row_title, panels in (("Interface", interface), ("Model", model), ("Infrastructure", infrastructure)):
+    builder = builder.with_variable(window_variable())
+    for row_title, panels in (("Interface", interface), ("Model", model_row),
+                              (DISTRIBUTIONS_ROW, distribution_panels()), ("Infrastructure", infrastructure)):
         builder = builder.with_row(dashboard.Row(row_title))
         for panel in panels:
             builder = builder.with_panel(panel)

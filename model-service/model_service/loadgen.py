@@ -96,6 +96,10 @@ class LoadConfig:
     feedback_accuracy: float | None = None
     """None: report each row's true label. A number: report the predicted class with this probability
     and another class otherwise, so the accuracy Prometheus computes converges to it."""
+    feedback_relabel: Mapping[str, str] = field(default_factory=dict)
+    """With true labels: report class ``B`` as the actual class of every row whose true class is ``A``
+    (``{A: B}``), as a labelling pipeline that confuses two classes would; the model's recall of ``B``
+    falls."""
     server_max_batch_size: int = 256
     """The service's ``MODEL_MAX_BATCH_SIZE``; a ``batch_too_large`` request sends one record more."""
     seed: int = 0
@@ -128,6 +132,17 @@ class LoadConfig:
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(f"invalid {name}: {getattr(self, name)!r}")
+        relabelled = set(self.feedback_relabel) | set(self.feedback_relabel.values())
+        if relabelled - set(data.CLASS_NAMES):
+            unknown_classes = sorted(relabelled - set(data.CLASS_NAMES))
+            raise ValueError(
+                f"invalid feedback_relabel: unknown classes {unknown_classes}; "
+                f"expected some of {list(data.CLASS_NAMES)}"
+            )
+        if self.feedback_relabel and self.feedback_accuracy is not None:
+            raise ValueError(
+                "invalid feedback_relabel: it changes true labels, give it without feedback_accuracy"
+            )
         if self.drift is not None:
             unknown = (set(self.drift.shift) | set(self.drift.scale)) - set(data.FEATURE_NAMES)
             if unknown:
@@ -248,7 +263,7 @@ class _Traffic:
                 continue
             predicted = prediction["class"]
             if self.config.feedback_accuracy is None:
-                actual = label
+                actual = self.config.feedback_relabel.get(label, label)
             elif self.rng.random() < self.config.feedback_accuracy:
                 actual = predicted
             else:
@@ -387,6 +402,16 @@ def _pairs(values: Sequence[str], option: str) -> dict[str, float]:
     return result
 
 
+def _relabels(values: Sequence[str]) -> dict[str, str]:
+    result = {}
+    for value in values:
+        true, sep, reported = value.partition("=")
+        if not (sep and true and reported):
+            raise SystemExit(f"--feedback-relabel expects TRUE=REPORTED class names, got {value!r}")
+        result[true] = reported
+    return result
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m model_service.loadgen",
@@ -414,6 +439,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--feedback-ratio", type=float, default=None)
     parser.add_argument(
         "--feedback-accuracy", type=float, default=None, help="report labels so that accuracy is this (0..1)"
+    )
+    parser.add_argument(
+        "--feedback-relabel", action="append", default=[], metavar="TRUE=REPORTED",
+        help="with true labels, report class REPORTED for rows whose true class is TRUE",
     )
     parser.add_argument("--server-max-batch-size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
@@ -471,6 +500,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[LoadConfig, bool]:
             malformed_ratio=malformed,
             feedback_ratio=feedback,
             feedback_accuracy=args.feedback_accuracy,
+            feedback_relabel=_relabels(args.feedback_relabel),
             server_max_batch_size=args.server_max_batch_size,
             seed=args.seed,
             concurrency=args.concurrency,

@@ -93,6 +93,34 @@ def test_feedback_with_true_labels_measures_the_model(server: str, metadata: Art
     assert abs(accuracy - metadata.holdout_accuracy) < 0.04
 
 
+def test_relabelled_feedback_reports_another_class_for_one_true_class(server: str) -> None:
+    report = run(
+        LoadConfig(
+            url=server,
+            rate=200,
+            duration=5,
+            max_requests=250,
+            batch_size=4,
+            feedback_ratio=1.0,
+            feedback_relabel={"class_0": "class_1"},
+            **EVERY_REQUEST,
+        )
+    )
+    assert report.feedback_items == 1000, report.summary()
+    scraped = scrape(server)
+    # No feedback names class_0 any more: its rows are reported as class_1, whose recall falls.
+    assert total(scraped, "model_feedback_total", actual_class="class_0") == 0
+    as_1 = total(scraped, "model_feedback_total", actual_class="class_1")
+    recall_1 = total(scraped, "model_feedback_total", actual_class="class_1", outcome="correct") / as_1
+    recall_2 = total(scraped, "model_feedback_total", actual_class="class_2", outcome="correct") / total(
+        scraped, "model_feedback_total", actual_class="class_2"
+    )
+    # About two thirds of the items name class_1 (its rows and class_0's); most of class_0's were predicted
+    # class_0, so class_1's recall about halves, while class_2 keeps the model's own (about 0.92).
+    assert 500 < as_1 < 800, as_1
+    assert recall_1 < 0.6 < 0.8 < recall_2, (recall_1, recall_2)
+
+
 def test_malformed_requests_are_refused_and_counted(server: str) -> None:
     report = run(
         LoadConfig(url=server, rate=200, duration=5, max_requests=140, malformed_ratio=1.0, **EVERY_REQUEST)
@@ -191,6 +219,12 @@ def test_config_is_validated() -> None:
         LoadConfig(drift=DriftSpec(shift={"nope": 1.0}))
     with pytest.raises(ValueError, match="feedback_accuracy"):
         LoadConfig(feedback_accuracy=1.5)
+    with pytest.raises(ValueError, match=r"unknown classes \['nope'\]"):
+        LoadConfig(feedback_relabel={"class_0": "nope"})
+    with pytest.raises(ValueError, match="without feedback_accuracy"):
+        LoadConfig(feedback_relabel={"class_0": "class_1"}, feedback_accuracy=0.5)
+    config, _ = parse_args(["--mode", "feedback", "--feedback-relabel", "class_0=class_1"])
+    assert dict(config.feedback_relabel) == {"class_0": "class_1"}
 
 
 def test_cli_modes_map_to_a_config() -> None:
