@@ -15,9 +15,10 @@ from components.monitors.prediction_rules import (
     CONFIDENCE_FLOOR,
     CONFIDENCE_OVER_WINDOW,
     STALE_ALERT,
+    STALE_FOR,
     mean_confidence,
 )
-from components.monitors.rule_model import AlertingRule, RuleGroup, alert_names, selector
+from components.monitors.rule_model import AlertingRule, RuleGroup, alert_names, parse_duration, selector
 from tests.monitor_rules import MINUTE, MODEL, NAMESPACE, groups_for, monitors_config
 from tests.promsim import Series, increase
 from tests.rule_testing import expected_alert, run_rule_tests, series_values
@@ -47,10 +48,11 @@ def test_both_alerts_are_off_until_configured():
 
 def test_the_maximum_age_is_calendar_time_at_any_time_scale():
     """The window and ``for`` of the confidence alert shrink with the time scale; the maximum age does not."""
-    fast = groups("-model-age", maxModelAge="30d", timeScale=0.01)
-    normal = groups("-model-age", maxModelAge="30d")
-    assert [g.rules for g in fast] == [g.rules for g in normal]  # the evaluation interval alone is scaled
-    assert "> 2592000)" in alert_of(fast, STALE_ALERT).expr
+    fast = alert_of(groups("-model-age", maxModelAge="30d", timeScale=0.01), STALE_ALERT)
+    normal = alert_of(groups("-model-age", maxModelAge="30d"), STALE_ALERT)
+    assert fast.expr == normal.expr and "> 2592000)" in fast.expr
+    # Its `for` is a wait on Prometheus' own clock (a replaced version's series going stale), scaled like any.
+    assert (normal.for_, fast.for_) == (STALE_FOR, "6s")
     scaled = alert_of(groups("-confidence", confidence={"floor": FLOOR}, timeScale=0.01), CONFIDENCE_ALERT)
     assert scaled.for_ == "9s"
 
@@ -134,16 +136,19 @@ def test_a_model_older_than_its_maximum_age_is_stale(tmp_path: Path):
     for version, trained in (("1.0.0", old), ("1.1.0", new)):
         labels = {**TARGET, "model_name": MODEL, "model_version": version}
         series.append({"series": selector(contract.MODEL_TRAINED_TIMESTAMP.name, **labels),
-                       "values": f"{trained}x100"})
-    at_limit, after = 12 * 60, 12 * 60 + 1
+                       "values": f"{trained}x1000"})
+    at_limit = 12 * 60
+    waited = parse_duration(STALE_FOR) // 60_000
+    after = at_limit + 1 + waited  # over the limit, then for the alert's whole `for`
     age_days = (after * 60 - old) / DAY_SECONDS
     assert at_limit * 60 - old == limit
     tests = [{
-        "interval": "10m",
+        "interval": "1m",  # a sample a minute: no gap longer than the lookback during the `for`
         "input_series": series,
         "alert_rule_test": [
             {"eval_time": f"{at_limit - 1}m", "alertname": STALE_ALERT, "exp_alerts": []},
             {"eval_time": f"{at_limit}m", "alertname": STALE_ALERT, "exp_alerts": []},
+            {"eval_time": f"{after - 1}m", "alertname": STALE_ALERT, "exp_alerts": []},
             {"eval_time": f"{after}m", "alertname": STALE_ALERT,
              "exp_alerts": [expected_alert(alert, identity("1.0.0"), age_days)]},
         ],

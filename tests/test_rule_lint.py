@@ -158,6 +158,20 @@ ALL = None
 Labels = frozenset[str] | None
 
 
+def is_scalar(node: Any) -> bool:
+    """Whether ``node`` is a scalar (``2``, ``time()``, ``scalar(x)``, ``time() - 60``): the other side of a binary
+    operation keeps its labels."""
+    if isinstance(node, promql_parser.NumberLiteral):
+        return True
+    if isinstance(node, promql_parser.ParenExpr):
+        return is_scalar(node.expr)
+    if isinstance(node, promql_parser.Call):
+        return node.func.name in ("time", "scalar", "pi")
+    if isinstance(node, promql_parser.BinaryExpr):
+        return is_scalar(node.lhs) and is_scalar(node.rhs)
+    return False
+
+
 def output_labels(node: Any) -> Labels:
     """The labels every series of ``node``'s result is sure to carry; ``ALL`` for whatever its series have.
 
@@ -201,9 +215,9 @@ def output_labels(node: Any) -> Labels:
     if isinstance(node, promql_parser.BinaryExpr):
         lhs, rhs = output_labels(node.lhs), output_labels(node.rhs)
         op = str(node.op)
-        if isinstance(node.lhs, promql_parser.NumberLiteral):
+        if is_scalar(node.lhs):
             return rhs
-        if isinstance(node.rhs, promql_parser.NumberLiteral):
+        if is_scalar(node.rhs):
             return lhs
         modifier = node.modifier
         matching = modifier.matching if modifier is not None else None

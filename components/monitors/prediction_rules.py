@@ -35,6 +35,8 @@ from components.monitors.runbooks import RunbookLinks
 
 CONFIDENCE_ALERT: Final = "ModelConfidenceBelowFloor"
 STALE_ALERT: Final = "ModelStale"
+STALE_FOR: Final = "10m"
+"""Longer than the 5 minutes a replaced version's last training-time sample stays in an instant query."""
 
 CONFIDENCE_FOR: Final = "15m"
 """A mean over the window already smooths single batches; the floor must be missed for a while, as accuracy's is."""
@@ -124,6 +126,7 @@ def model_age_rule_group(
     *,
     name: str,
     scope: Mapping[str, str],
+    scale: TimeScale,
     runbooks: RunbookLinks,
     interval: str | None = None,
 ) -> RuleGroup:
@@ -132,7 +135,8 @@ def model_age_rule_group(
     Unlike every other duration of the monitors, ``max_age`` is not multiplied by the time scale: it is compared
     with the wall clock (``time()``) and the training time the model artifact carries, neither of which runs faster
     in a compressed run. A scaled ``30d`` would be 22 hours at the end-to-end suite's 0.03, and would page for a
-    model trained yesterday. Nor has the alert a ``for``: an age only grows, until a new model replaces it.
+    model trained yesterday. Its ``for`` (:data:`STALE_FOR`, scaled like every ``for``) outlasts the series of a
+    version a rollout has just replaced, which stays in Prometheus' instant vector until it goes stale.
     """
     limit_seconds = parse_duration(max_age) // 1000
     group = by(MODEL_GROUP)
@@ -145,6 +149,7 @@ def model_age_rule_group(
                 alert=STALE_ALERT,
                 # Compared in whole seconds, shown in days, as people count a model's age.
                 expr=f"(time() - max by {group} ({trained}) > {limit_seconds})\n/ {SECONDS_PER_DAY}",
+                for_=scale.render(STALE_FOR),
                 severity=Severity.WARNING,
                 summary="The model was trained longer ago than its maximum age.",
                 description=(

@@ -48,8 +48,8 @@ def quality_rule_groups(
             name=f"{job}-confidence", scale=scale, runbooks=runbooks, **common,
         ))
     if settings.max_model_age is not None:
-        groups.append(model_age_rule_group(settings.max_model_age, name=f"{job}-model-age", runbooks=runbooks,
-                                           **common))
+        groups.append(model_age_rule_group(settings.max_model_age, name=f"{job}-model-age", scale=scale,
+                                           runbooks=runbooks, **common))
     drift = settings.drift
     groups.append(distribution_rule_group((drift.short_window, drift.long_window), name=f"{job}-distributions",
                                           **common))
