@@ -22,7 +22,15 @@ import pulumi
 import pulumi_kubernetes as k8s
 from model_service import contract
 
-from components.contracts import CLUSTER_LABEL, LOCAL_STORE, MODEL_LABEL, TEAM_LABEL, DiscoveryContract, common_labels
+from components.contracts import (
+    CLUSTER_LABEL,
+    LOCAL_STORE,
+    MODEL_LABEL,
+    TEAM_LABEL,
+    TRACK_LABEL,
+    DiscoveryContract,
+    common_labels,
+)
 from components.monitors.config import ModelMonitorsConfig
 from components.monitors.drift_rules import DriftSettings, DriftThresholds, drift_rule_group
 from components.monitors.model_rules import (
@@ -231,6 +239,9 @@ def service_monitor_spec(args: ModelMonitorsArgs, *, namespace: str, selector: M
     return {
         "selector": {"matchLabels": dict(selector)},
         "namespaceSelector": {"matchNames": [namespace]},
+        # The operator copies the pod's track onto every series scraped from it: a canary's series and its stable
+        # version's stay apart whatever the metrics themselves say (absent on pods without the label).
+        "podTargetLabels": [TRACK_LABEL],
         "endpoints": [
             {
                 "port": args.port,

@@ -42,7 +42,7 @@ import yaml
 from model_service import contract
 from model_service.serve import free_port
 
-from components.contracts import PROJECT
+from components.contracts import PROJECT, prometheus_label_name
 from components.model.config import SAMPLE_MODEL_NAME
 from components.monitoring.alertmanager import Receiver, receiver_secrets, render_alertmanager_config
 from components.monitoring.config import AlertingConfig
@@ -154,13 +154,17 @@ def model_target_labels(service_monitor: Mapping[str, Any], service: Mapping[str
                         deployment: Mapping[str, Any], pod: str) -> dict[str, str]:
     """The labels the Prometheus Operator's configuration gives the model's target in ``pod`` (the Endpoints
     role, the chart's default), ``instance`` aside: the Service's namespace and name, the pod and its container,
-    the endpoint's port name, and the job the ServiceMonitor's relabeling sets (``tests/node`` compares them
-    with the real operator's targets)."""
+    the endpoint's port name, the job the ServiceMonitor's relabeling sets, and the pod labels its
+    ``podTargetLabels`` copy, where the pod has them (``tests/node`` compares them with the real operator's
+    targets)."""
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     [endpoint] = service_monitor["spec"]["endpoints"]
     [job] = [r["replacement"] for r in endpoint.get("relabelings", []) if r.get("targetLabel") == "job"]
+    pod_labels = deployment["spec"]["template"]["metadata"].get("labels", {})
+    copied = {prometheus_label_name(label): pod_labels[label]
+              for label in service_monitor["spec"].get("podTargetLabels", []) if pod_labels.get(label)}
     return {"namespace": service["metadata"]["namespace"], "service": service["metadata"]["name"], "pod": pod,
-            "container": container["name"], "endpoint": endpoint["port"], "job": job}
+            "container": container["name"], "endpoint": endpoint["port"], "job": job, **copied}
 
 
 def pod_template_hash(deployment: Mapping[str, Any]) -> str:
