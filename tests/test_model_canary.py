@@ -12,6 +12,7 @@ import copy
 from typing import Any
 
 import pytest
+from model_service import contract as model_contract
 
 from components.contracts import TRACK_CANARY, TRACK_LABEL, TRACK_SERIES_LABEL, TRACK_STABLE
 from components.model.config import SAMPLE_MODEL_NAME
@@ -24,13 +25,15 @@ from tests.test_model_deployment import ModelObjects, run_with_models
 STABLE_IMAGE = "registry.example.com/ml/ml-model-service:2.0.0"
 CANARY_IMAGE = "registry.example.com/ml/ml-model-service:2.1.0"
 SERVICE_MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
+VERSIONS = ["2.0.0", "2.1.0"]
+"""The two versions' model_version, as their model_info would report them."""
 
 
 @pytest.fixture(scope="module")
 def run() -> ProgramRun:
     return run_with_models("local", {SAMPLE_MODEL_NAME: {
         "image": STABLE_IMAGE, "replicas": 3, "autoscaling": {"enabled": True, "maxReplicas": 5},
-        "canary": {"image": CANARY_IMAGE, "replicas": 1},
+        "canary": {"image": CANARY_IMAGE, "replicas": 1}, "acceptedVersions": VERSIONS,
     }})
 
 
@@ -106,6 +109,13 @@ def test_the_canary_is_the_same_pod_but_for_its_image(model: ModelObjects):
     assert labels[TRACK_CANARY] == labels[TRACK_STABLE]
 
 
+def test_pods_of_both_tracks_score_the_ids_of_both_versions(model: ModelObjects):
+    for deployment in by_track(model, "Deployment").values():
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env[model_contract.ENV_ACCEPTED_VERSIONS] == ",".join(VERSIONS)
+
+
 def test_every_object_passes_the_clusters_kubernetes_schema(model: ModelObjects):
     version = str(model.run.outputs["kubernetesVersion"])
     assert [p for obj in model.children if obj.typ.startswith("kubernetes:")
@@ -139,13 +149,21 @@ def test_without_a_canary_nothing_changes_but_the_track_label():
          "ml-observability:models.churn.canary.image: image 'registry.example.com/ml/ml-model-service' is not "
          "pinned: give it a version tag other than 'latest' or a digest"),
         ({"canary": {"image": "registry.example.com/ml/ml-model-service:latest"}}, "is not pinned"),
-        ({"canary": {"image": CANARY_IMAGE, "replicas": 0}},
+        ({"canary": {"image": CANARY_IMAGE}},
+         "ml-observability:models.churn: with a canary, the Service sends a prediction's feedback to a pod of either "
+         "version, which refuses the other version's ids unless acceptedVersions lists both (got acceptedVersions "
+         "[]); set the stable's and the canary's model versions"),
+        ({"acceptedVersions": ["1", "2", "3", "4", "5"]},
+         "ml-observability:models.churn.acceptedVersions: Tuple should have at most 4 items after validation, not 5"),
+        ({"acceptedVersions": ["1.0.0", "not a version"]}, "models.churn.acceptedVersions[1]: String should match"),
+        ({"canary": {"image": CANARY_IMAGE, "replicas": 0}, "acceptedVersions": VERSIONS},
          "ml-observability:models.churn.canary.replicas: Input should be greater than or equal to 1 (got 0)"),
         ({"canary": {"replicas": 1}}, "ml-observability:models.churn.canary.image: required setting is missing"),
-        ({"image": CANARY_IMAGE, "canary": {"image": CANARY_IMAGE}},
+        ({"image": CANARY_IMAGE, "canary": {"image": CANARY_IMAGE}, "acceptedVersions": VERSIONS},
          f"the canary runs the stable version's image (got canary.image {CANARY_IMAGE!r}, the same as image)"),
     ],
-    ids=["external", "no-tag", "latest", "no-replicas", "no-image", "same-image"],
+    ids=["external", "no-tag", "latest", "no-versions", "too-many-versions", "bad-version", "no-replicas", "no-image",
+         "same-image"],
 )
 def test_a_wrong_canary_is_refused_naming_the_setting_and_the_fix(settings: dict[str, Any], expected: str):
     found = problems(KIND if "external" not in settings else EXISTING, {"churn": settings})

@@ -218,6 +218,7 @@ def observed_model_args(
         client_pod_labels=dict(policy.client_pod_labels),
         image_pull_credentials=image_pull_credentials if model.image is None else None,
         canary=Canary(image=model.canary.image, replicas=model.canary.replicas) if model.canary else None,
+        accepted_versions=model.accepted_versions,
         traffic=(
             SyntheticTraffic(rate=model.traffic.rate, feedback_ratio=model.traffic.feedback_ratio,
                              shift=dict(model.traffic.drift))

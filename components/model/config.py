@@ -10,10 +10,10 @@ written once in ``modelDefaults`` and merged under each model, which then sets o
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from model_service import contract
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from components.clusters.kinds import KINDS, ClusterKind
 from components.config.fields import (
@@ -265,8 +265,11 @@ def unpinned_image_problem(image: str) -> str | None:
     return None
 
 
+ModelVersion = Annotated[str, StringConstraints(pattern=contract.NAME_PATTERN)]
+"""A model version as the service reports it (``model_version``)."""
+
 DEPLOYED_ONLY = ("namespace", "replicas", "image", "resources", "autoscaling", "network_policy", "faults",
-                 "traffic", "log_level", "canary")
+                 "traffic", "log_level", "canary", "accepted_versions")
 """Settings that describe how this stack deploys a model: meaningless for an external one."""
 
 
@@ -312,6 +315,14 @@ class ModelConfig(Section):
         "an external model.",
         examples=[{"image": "registry.example.com/ml-team/ml-model-service:1.1.0", "replicas": 1}],
     )
+    accepted_versions: tuple[ModelVersion, ...] = Field(
+        (),
+        max_length=contract.MAX_ACCEPTED_VERSIONS,
+        description="Model versions (as model_info reports them) whose prediction ids every pod scores, each under "
+        "its own version: the stable's and the canary's, or the previous and the new during a rollout; empty: "
+        f"each pod its own only. At most {contract.MAX_ACCEPTED_VERSIONS}; needed with a canary.",
+        examples=[["1.0.0", "1.1.0"]],
+    )
     monitors: ModelMonitorsConfig = ModelMonitorsConfig()
 
     @field_validator("image")
@@ -345,6 +356,14 @@ class ModelConfig(Section):
             raise ValueError(
                 f"the canary runs the stable version's image (got canary.image {self.canary.image!r}, the same as "
                 "image): give canary.image the new version's image, or remove canary"
+            )
+        if self.canary is not None and self.external is None and len(set(self.accepted_versions)) < 2:
+            raise ValueError(
+                "with a canary, the Service sends a prediction's feedback to a pod of either version, which refuses "
+                "the other version's ids unless acceptedVersions lists both (got acceptedVersions "
+                f"{list(self.accepted_versions)}); set the stable's and the canary's model versions, as their "
+                "model_info reports them (pulumi config set --path 'models.<name>.acceptedVersions[0]' 1.0.0, and "
+                "[1] the canary's)"
             )
         return self
 

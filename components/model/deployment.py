@@ -207,6 +207,9 @@ class ModelDeploymentArgs:
     """Numeric user and group the container runs as (the image's non-root ``USER``)."""
     canary: Canary | None = None
     """A canary Deployment (``<model_name>-canary``) behind the same Service, or ``None``."""
+    accepted_versions: tuple[str, ...] = ()
+    """Model versions whose prediction ids every pod scores (``MODEL_ACCEPTED_VERSIONS``), its own besides: with a
+    canary, the stable's and the canary's, so that feedback counts wherever the Service sends it."""
     reported_name: bool = True
     """Tell the service its name (``MODEL_NAME``), so that its metrics say ``model_name=<model_name>`` whatever its
     artifact is called: the sample image deployed twice under two names reports two models. Turn it off for an
@@ -462,6 +465,9 @@ def _validate(args: ModelDeploymentArgs) -> None:
     problems = []
     if args.replicas < 1:
         problems.append(f"replicas must be at least 1 (got {args.replicas})")
+    if len(set(args.accepted_versions)) > model_contract.MAX_ACCEPTED_VERSIONS:
+        problems.append(f"accepted_versions takes at most {model_contract.MAX_ACCEPTED_VERSIONS} versions (got "
+                        f"{list(args.accepted_versions)}): list those that serve now")
     if args.canary is not None and args.canary.replicas < 1:
         problems.append(f"canary.replicas must be at least 1 (got {args.canary.replicas}); remove canary for none")
     problems += replica_problems(
@@ -501,6 +507,8 @@ def _environment(args: ModelDeploymentArgs, signing_secret: pulumi.Input[str]) -
     ]
     if args.reported_name:
         env.append({"name": model_contract.ENV_MODEL_NAME, "value": args.model_name})
+    if args.accepted_versions:
+        env.append({"name": model_contract.ENV_ACCEPTED_VERSIONS, "value": ",".join(args.accepted_versions)})
     if args.faults is not None:
         faults = args.faults
         env += [
