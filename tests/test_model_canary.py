@@ -159,11 +159,19 @@ def test_without_a_canary_nothing_changes_but_the_track_label():
         ({"canary": {"image": CANARY_IMAGE, "replicas": 0}, "acceptedVersions": VERSIONS},
          "ml-observability:models.churn.canary.replicas: Input should be greater than or equal to 1 (got 0)"),
         ({"canary": {"replicas": 1}}, "ml-observability:models.churn.canary.image: required setting is missing"),
+        ({"monitors": {"canary": {"maxAccuracyDrop": 1.5}}},
+         "ml-observability:models.churn.monitors.canary.maxAccuracyDrop: Input should be less than 1 (got 1.5)"),
+        ({"monitors": {"canary": {"minRequests": 0}}},
+         "ml-observability:models.churn.monitors.canary.minRequests: Input should be greater than or equal to 1 "
+         "(got 0)"),
+        ({"monitors": {"canary": {"maxErrors": 0.1}}},
+         "ml-observability:models.churn.monitors.canary.maxErrors: unknown setting (got 0.1); remove it or correct "
+         "its name; allowed here: window, maxErrorRatioIncrease"),
         ({"image": CANARY_IMAGE, "canary": {"image": CANARY_IMAGE}, "acceptedVersions": VERSIONS},
          f"the canary runs the stable version's image (got canary.image {CANARY_IMAGE!r}, the same as image)"),
     ],
     ids=["external", "no-tag", "latest", "no-versions", "too-many-versions", "bad-version", "no-replicas", "no-image",
-         "same-image"],
+         "margin-too-large", "no-volume-guard", "unknown-margin", "same-image"],
 )
 def test_a_wrong_canary_is_refused_naming_the_setting_and_the_fix(settings: dict[str, Any], expected: str):
     found = problems(KIND if "external" not in settings else EXISTING, {"churn": settings})

@@ -31,6 +31,7 @@ from components.contracts import (
     DiscoveryContract,
     common_labels,
 )
+from components.monitors.canary_rules import canary_rule_group, canary_settings
 from components.monitors.config import ModelMonitorsConfig
 from components.monitors.drift_rules import DriftSettings, DriftThresholds, drift_rule_group
 from components.monitors.model_rules import (
@@ -57,7 +58,9 @@ MONITORING_API_VERSION: Final = "monitoring.coreos.com/v1"
 DEFAULT_SCRAPE_TIMEOUT: Final = "10s"
 """Prometheus' default scrape timeout; capped at the scrape interval, which Prometheus requires."""
 COMPONENT: Final = "monitoring"
-MODEL_RECORDINGS: Final = r"(model|model_feature|model_feature_bin|model_workload_pod|slo):.+|sloth_slo_info"
+MODEL_RECORDINGS: Final = (
+    r"(model|model_feature|model_feature_bin|model_track|model_track_class|model_workload_pod|slo):.+|sloth_slo_info"
+)
 """Every series the model's recording rules write (anchored RE2, as a relabel regex): drift, SLO, accuracy and the
 model's workload. What a store that takes only the recordings is sent (``monitoring.remoteWrite[].send``), less
 ``DERIVABLE_RECORDINGS``."""
@@ -214,6 +217,7 @@ def rule_groups(
                                   period_matchers=period_matchers, **common)
     groups.append(drift_rule_group(drift_settings(settings), name=f"{job}-drift", scope=scope, **common))
     groups.append(accuracy_rule_group(accuracy_settings(settings), name=f"{job}-accuracy", scope=scope, **common))
+    groups.append(canary_rule_group(canary_settings(settings.canary), name=f"{job}-canary", scope=scope, **common))
     groups.append(target_rule_group(name=f"{job}-targets", scope=scope, labels=model, **common))
     groups.append(
         resource_rule_group(
