@@ -8,6 +8,7 @@ however bad, and the recorded Jensen-Shannon distance of the class shares equals
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,9 +20,13 @@ from model_service import contract
 from scipy.spatial.distance import jensenshannon
 
 from components.contracts import TRACK_CANARY, TRACK_SERIES_LABEL, TRACK_STABLE
+from components.monitors.canary_dashboard import CANARY_ROW, canary_panels
 from components.monitors.canary_rules import CANARY_ALERT, CRITERION_LABEL, PREDICTION_JS_DISTANCE
 from components.monitors.config import ModelMonitorsConfig
+from components.monitors.dashboard_ids import dashboard_json
+from components.monitors.overview_dashboard import model_dashboard
 from components.monitors.rule_model import WINDOW_LABEL, AlertingRule, RuleGroup, TimeScale, selector
+from tests.e2e.dashboard import expand, queries_by_row
 from tests.monitor_rules import MINUTE, MODEL, NAMESPACE, groups_for
 from tests.rule_testing import expected_alert, run_rule_tests
 
@@ -230,3 +235,25 @@ def test_the_recorded_js_distance_equals_scipys(tmp_path: Path):
     tracks = {TRACK_STABLE: Track(), TRACK_CANARY: canary}
     run(tmp_path, tracks, [expected("prediction_mix", tracks)],
         [js_close_to(TRACK_CANARY, distance), js_close_to(TRACK_STABLE, 0.0)])
+
+
+@pytest.mark.tools
+def test_the_dashboards_canary_row_shows_both_tracks_of_the_selected_model(tmp_path: Path):
+    """The row's queries, as Grafana sends them for this model, find each track's recording; for another model of
+    the namespace, nothing."""
+    document = json.loads(dashboard_json(model_dashboard()))
+    queries = queries_by_row(document, {CANARY_ROW})
+    assert [title for title, _ in queries] == [panel.build().title for panel in canary_panels()]
+    per_track = {"Predicted class share by track": len(CLASSES)}
+    checks = [
+        {"expr": f"count by ({TRACK_SERIES_LABEL}) ({expand(expr, {'namespace': NAMESPACE, 'model': MODEL})})",
+         "eval_time": f"{CHECK_AT}m",
+         "exp_samples": [{"labels": f'{{{TRACK_SERIES_LABEL}="{track}"}}', "value": per_track.get(title, 1)}
+                         for track in (TRACK_CANARY, TRACK_STABLE)]}
+        for title, expr in queries
+    ]
+    checks += [{"expr": expand(expr, {"namespace": NAMESPACE, "model": "another-model"}), "eval_time": f"{CHECK_AT}m",
+                "exp_samples": []} for _, expr in queries]
+    tracks = {TRACK_STABLE: Track(), TRACK_CANARY: HEALTHY_CANARY}
+    tests = [{"interval": "1m", "input_series": input_series(tracks), "promql_expr_test": checks}]
+    run_rule_tests(tmp_path, canary_groups(), tests, evaluation_interval_ms=MINUTE)

@@ -60,6 +60,9 @@ def test_interface_model_and_infrastructure_rows():
                   "Feature drift: PSI over the short window", "Feature drift: JS distance over the short window",
                   "Accuracy"],
         "Infrastructure": ["CPU", "Memory against the limit", "Restarts (last hour)", "Replicas"],
+        "Canary against stable": ["Error ratio by track (/predict)", "Latency by track (/predict)",
+                                  "Accuracy by track", "Predicted class share by track",
+                                  "Prediction mix: JS distance to stable"],
     }
 
 

@@ -343,7 +343,11 @@ def model_dashboard(title: str = MODEL_DASHBOARD_TITLE) -> dashboard.Dashboard:
         )
     )
     infrastructure = [panel.span(6) for panel in infrastructure]
-    for row_title, panels in (("Interface", interface), ("Model", model), ("Infrastructure", infrastructure)):
+    # Its own row: its panels tell something only during a canary (the module reads this one's helpers).
+    from components.monitors.canary_dashboard import CANARY_ROW, canary_panels
+
+    for row_title, panels in (("Interface", interface), ("Model", model), ("Infrastructure", infrastructure),
+                              (CANARY_ROW, canary_panels())):
         builder = builder.with_row(dashboard.Row(row_title))
         for panel in panels:
             builder = builder.with_panel(panel)
