@@ -343,7 +343,8 @@ def model_dashboard(title: str = MODEL_DASHBOARD_TITLE) -> dashboard.Dashboard:
         )
     )
     infrastructure = [panel.span(6) for panel in infrastructure]
-    # Its own row: its panels tell something only during a canary (the module reads this one's helpers).
+    # Its own row: its panels tell something only during a canary. Imported here, since that module builds on
+    # this one's selectors and panels.
     from components.monitors.canary_dashboard import CANARY_ROW, canary_panels
 
     for row_title, panels in (("Interface", interface), ("Model", model), ("Infrastructure", infrastructure),
