@@ -24,11 +24,14 @@ from components.monitors.canary_dashboard import CANARY_ROW, canary_panels
 from components.monitors.canary_rules import CANARY_ALERT, CRITERION_LABEL, PREDICTION_JS_DISTANCE
 from components.monitors.config import ModelMonitorsConfig
 from components.monitors.dashboard_ids import dashboard_json
+from components.monitors.model_monitors import rule_groups
+from components.monitors.model_rules import RESTARTS_ALERT
 from components.monitors.overview_dashboard import model_dashboard
 from components.monitors.rule_model import WINDOW_LABEL, AlertingRule, RuleGroup, TimeScale, selector
 from tests.e2e.dashboard import expand, queries_by_row
-from tests.monitor_rules import MINUTE, MODEL, NAMESPACE, groups_for
+from tests.monitor_rules import MINUTE, MODEL, NAMESPACE, args_for, groups_for
 from tests.rule_testing import expected_alert, run_rule_tests
+from tests.test_model_rules import ownership
 
 CONFIG = ModelMonitorsConfig()
 SETTINGS = CONFIG.canary
@@ -257,3 +260,34 @@ def test_the_dashboards_canary_row_shows_both_tracks_of_the_selected_model(tmp_p
     tracks = {TRACK_STABLE: Track(), TRACK_CANARY: HEALTHY_CANARY}
     tests = [{"interval": "1m", "input_series": input_series(tracks), "promql_expr_test": checks}]
     run_rule_tests(tmp_path, canary_groups(), tests, evaluation_interval_ms=MINUTE)
+
+
+@pytest.mark.tools
+@pytest.mark.parametrize("watched", [True, False], ids=["with-the-canary-workload", "without"])
+def test_a_restarting_canary_pod_fires_the_restart_alert_once_its_deployment_is_watched(tmp_path: Path,
+                                                                                        watched: bool):
+    canary_workload = f"{MODEL}-canary"
+    groups = rule_groups(args_for(CONFIG), namespace=NAMESPACE, workload=MODEL,
+                         canary_workload=canary_workload if watched else None)
+    rules = tuple(g for g in groups if g.name.endswith("-resources"))
+    [alert] = [a for g in rules for a in g.alerts if a.alert == RESTARTS_ALERT]
+    canary_pod, stable_pod = f"{canary_workload}-6b7c8d9f5-ccccc", f"{MODEL}-5d8f7c9b6-aaaaa"
+    ksm = {"job": "kube-state-metrics", "namespace": NAMESPACE, "uid": "u", "container": "model"}
+    labels = {"namespace": NAMESPACE, "pod": canary_pod, "container": "model", "model_name": MODEL}
+    tests = [{
+        "interval": "1m",
+        "input_series": [
+            # Restarts just before minutes 30 and 40: two within the hour from minute 40 on.
+            {"series": selector("kube_pod_container_status_restarts_total", **ksm, pod=canary_pod),
+             "values": "0x29 1x9 2x40"},
+            {"series": selector("kube_pod_container_status_restarts_total", **ksm, pod=stable_pod),
+             "values": "0x79"},
+            *ownership({canary_pod: canary_workload, stable_pod: MODEL}),
+        ],
+        "alert_rule_test": [
+            {"eval_time": "39m", "alertname": RESTARTS_ALERT, "exp_alerts": []},
+            {"eval_time": "40m", "alertname": RESTARTS_ALERT,
+             "exp_alerts": [expected_alert(alert, labels, 2)] if watched else []},
+        ],
+    }]
+    run_rule_tests(tmp_path, rules, tests, evaluation_interval_ms=MINUTE)

@@ -9,15 +9,21 @@ and the ServiceMonitor copies the track onto every series.
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
+import yaml
 from model_service import contract as model_contract
 
-from components.contracts import TRACK_CANARY, TRACK_LABEL, TRACK_SERIES_LABEL, TRACK_STABLE
+from components.config.loader import validate_settings
+from components.config.source import RawSetting
+from components.contracts import PROJECT, TRACK_CANARY, TRACK_LABEL, TRACK_SERIES_LABEL, TRACK_STABLE
 from components.model.config import SAMPLE_MODEL_NAME
+from components.monitors.model_rules import WORKLOAD_PODS
+from components.render import render
 from tests.e2e.stack import model_target_labels
-from tests.harness import ProgramRun, plain
+from tests.harness import STACKS_DIR, ProgramRun, load_stack_file, plain
 from tests.k8s_validation import builtin_errors, selector_matches
 from tests.test_model_config import EXISTING, FRAUD_SERVICE, KIND, problems
 from tests.test_model_deployment import ModelObjects, run_with_models
@@ -25,16 +31,20 @@ from tests.test_model_deployment import ModelObjects, run_with_models
 STABLE_IMAGE = "registry.example.com/ml/ml-model-service:2.0.0"
 CANARY_IMAGE = "registry.example.com/ml/ml-model-service:2.1.0"
 SERVICE_MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
+PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
 VERSIONS = ["2.0.0", "2.1.0"]
 """The two versions' model_version, as their model_info would report them."""
 
 
+MODELS = {SAMPLE_MODEL_NAME: {
+    "image": STABLE_IMAGE, "replicas": 3, "autoscaling": {"enabled": True, "maxReplicas": 5},
+    "canary": {"image": CANARY_IMAGE, "replicas": 1}, "acceptedVersions": VERSIONS,
+}}
+
+
 @pytest.fixture(scope="module")
 def run() -> ProgramRun:
-    return run_with_models("local", {SAMPLE_MODEL_NAME: {
-        "image": STABLE_IMAGE, "replicas": 3, "autoscaling": {"enabled": True, "maxReplicas": 5},
-        "canary": {"image": CANARY_IMAGE, "replicas": 1}, "acceptedVersions": VERSIONS,
-    }})
+    return run_with_models("local", MODELS)
 
 
 @pytest.fixture(scope="module")
@@ -176,3 +186,29 @@ def test_without_a_canary_nothing_changes_but_the_track_label():
 def test_a_wrong_canary_is_refused_naming_the_setting_and_the_fix(settings: dict[str, Any], expected: str):
     found = problems(KIND if "external" not in settings else EXISTING, {"churn": settings})
     assert any(expected in problem for problem in found), found
+
+
+def workload_recordings(run: ProgramRun) -> dict[str, str]:
+    """The workloads whose pods the model's restart and memory alerts watch, with the expression finding them."""
+    [rule] = [plain(r.inputs) for r in run.by_type(PROMETHEUS_RULE)]
+    return {r["labels"]["workload"]: r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]
+            if r.get("record") == WORKLOAD_PODS}
+
+
+def test_the_canary_pods_restarts_and_memory_are_watched_too(run: ProgramRun, model: ModelObjects):
+    deployments = by_track(model, "Deployment")
+    watched = workload_recordings(run)
+    assert set(watched) == {d["metadata"]["name"] for d in deployments.values()}
+    assert f'owner_name="{deployments[TRACK_CANARY]["metadata"]["name"]}"' in watched[f"{model.name}-canary"]
+    without = ModelObjects(run_with_models("local", {SAMPLE_MODEL_NAME: {"image": STABLE_IMAGE}}))
+    assert set(workload_recordings(without.run)) == {model.name}
+
+
+def test_make_render_writes_the_canary_rules_the_program_declares(run: ProgramRun):
+    settings = {key.split(":", 1)[1]: RawSetting(json.loads(value) if value[:1] in "{[" else value, False)
+                for key, value in load_stack_file(STACKS_DIR / "Pulumi.local.yaml")[0].items()
+                if key.startswith(f"{PROJECT}:")}
+    settings["models"] = RawSetting(MODELS, False)
+    files = render(validate_settings(settings, stack="local")).files
+    [rule] = [plain(r.inputs) for r in run.by_type(PROMETHEUS_RULE)]
+    assert yaml.safe_load(files[f"{SAMPLE_MODEL_NAME}/prometheus-rule.yaml"])["spec"] == rule["spec"]

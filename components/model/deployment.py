@@ -313,7 +313,8 @@ class ModelDeployment(pulumi.ComponentResource):
             """One track's Deployment and PodDisruptionBudget, from the one pod spec builder: the canary differs
             from the stable version only in its image, its track label and its replica count."""
             track_selector = deployment_selector(model, track)
-            suffix = "" if track == TRACK_STABLE else f"-{track}"
+            object_name = track_workload_name(model, track)
+            suffix = object_name.removeprefix(model)
             spec: k8s.apps.v1.DeploymentSpecArgsDict = {
                 "revision_history_limit": 5,
                 "selector": track_selector,
@@ -337,14 +338,14 @@ class ModelDeployment(pulumi.ComponentResource):
             if replicas is not None:
                 spec["replicas"] = replicas
             created = k8s.apps.v1.Deployment(
-                f"{name}{suffix}-deployment", metadata=metadata(f"{model}{suffix}"), spec=spec, opts=child
+                f"{name}{suffix}-deployment", metadata=metadata(object_name), spec=spec, opts=child
             )
             # One pod at a time may be evicted: drains proceed, and with 2+ replicas the service stays up. With
             # maxUnavailable (not minAvailable) a single replica never blocks a node drain. Each track's budget
             # selects its own Deployment's pods only: the eviction API refuses a pod that two budgets select.
             k8s.policy.v1.PodDisruptionBudget(
                 f"{name}{suffix}-pdb",
-                metadata=metadata(f"{model}{suffix}"),
+                metadata=metadata(object_name),
                 spec={"max_unavailable": 1, "selector": track_selector},
                 opts=child,
             )
@@ -590,6 +591,12 @@ def _pod_spec(
     if pull_secrets:
         spec["image_pull_secrets"] = pull_secrets
     return spec
+
+
+def track_workload_name(model_name: str, track: str) -> str:
+    """The name of a track's Deployment (and PodDisruptionBudget): the model's for the stable one, ``<model>-canary``
+    for the canary."""
+    return model_name if track == TRACK_STABLE else f"{model_name}-{track}"
 
 
 def deployment_selector(model_name: str, track: str) -> k8s.meta.v1.LabelSelectorArgsDict:

@@ -106,6 +106,8 @@ class ModelMonitorsArgs:
     (drift={"long_window": "12h"})``); the defaults are a new model's."""
     workload_kind: WorkloadKind = "Deployment"
     """Kind of ``workload``."""
+    canary_workload: pulumi.Input[str] | None = None
+    """Name of the Deployment of the model's canary, if it has one: its pods' restarts and memory are watched too."""
     team: str | None = None
     """The team that owns the model: every alert carries it as ``team``, and Alertmanager routes on it first."""
     job: str | None = None
@@ -200,6 +202,7 @@ def rule_groups(
     workload: str,
     period_store: str = LOCAL_STORE,
     period_matchers: Mapping[str, str] | None = None,
+    canary_workload: str | None = None,
 ) -> tuple[RuleGroup, ...]:
     """Every rule group of the model, for resolved ``namespace`` and ``workload``: the SLO period's groups
     (``is_period_group``) recorded with ``slo_store=<period_store>`` and selecting ``period_matchers``."""
@@ -228,6 +231,7 @@ def rule_groups(
             memory_near_limit_ratio=settings.memory_near_limit_ratio,
             scope=scope,
             labels=model,
+            canary_workload=canary_workload,
             **common,
         )
     )
@@ -305,11 +309,14 @@ class ModelMonitors(pulumi.ComponentResource):
             opts=child,
         )
         evaluator = args.period_evaluator
-        groups = pulumi.Output.all(namespace, args.workload, evaluator.cluster_label if evaluator else "").apply(
+        groups = pulumi.Output.all(
+            namespace, args.workload, evaluator.cluster_label if evaluator else "", args.canary_workload or ""
+        ).apply(
             lambda values: rule_groups(
                 args, namespace=values[0], workload=values[1],
                 period_store=evaluator.store if evaluator else LOCAL_STORE,
                 period_matchers={CLUSTER_LABEL: values[2]} if evaluator else None,
+                canary_workload=values[3] or None,
             )
         )
         local = groups.apply(lambda gs: tuple(g for g in gs if evaluator is None or not is_period_group(g)))
