@@ -11,6 +11,7 @@ import it.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -160,6 +161,28 @@ MODEL_HTTP_PORT: int = model_contract.DEFAULT_PORT
 """Number of that port, in the container (``MODEL_PORT``) and on the Service."""
 MODEL_METRICS_PATH: str = model_contract.ROUTE_METRICS
 """Path Prometheus scrapes on that port."""
+
+TRACK_LABEL = "track"
+"""Pod label telling a model's stable pods from its canary's (``TRACK_STABLE``, ``TRACK_CANARY``), both behind one
+Service. The ServiceMonitor copies it onto every series scraped from a pod (``podTargetLabels``), under the name
+``prometheus_label_name(TRACK_LABEL)``, which the canary rules group by."""
+TRACK_STABLE = "stable"
+TRACK_CANARY = "canary"
+TRACKS: tuple[str, str] = (TRACK_STABLE, TRACK_CANARY)
+
+
+def prometheus_label_name(kubernetes_label: str) -> str:
+    """The label name the Prometheus operator gives a pod label it copies onto series (``podTargetLabels``):
+    every character Prometheus does not allow in a label name becomes ``_``.
+
+    >>> prometheus_label_name("track"), prometheus_label_name("example.com/track")
+    ('track', 'example_com_track')
+    """
+    return re.sub(r"[^a-zA-Z0-9_]", "_", kubernetes_label)
+
+
+TRACK_SERIES_LABEL = prometheus_label_name(TRACK_LABEL)
+"""The track as a label of every series scraped from a model's pod."""
 
 PROMETHEUS_POD_LABELS: Mapping[str, str] = MappingProxyType({NAME_LABEL: "prometheus"})
 """Labels the Prometheus operator puts on every Prometheus pod it runs, whatever the release: what a

@@ -22,7 +22,16 @@ import yaml
 from components.config.loader import validate_settings
 from components.config.source import RawSetting
 from components.config.stack import StackConfig
-from components.contracts import MODEL_HTTP_PORT_NAME, MODEL_METRICS_PATH, PROJECT, common_labels, selector_labels
+from components.contracts import (
+    MODEL_HTTP_PORT_NAME,
+    MODEL_METRICS_PATH,
+    PROJECT,
+    TRACK_CANARY,
+    TRACK_STABLE,
+    common_labels,
+    selector_labels,
+)
+from components.model.deployment import track_workload_name
 from components.monitoring.values import discovery_contract, grafana_url, runbook_links
 from components.monitors.dashboard_ids import dashboard_json, slug
 from components.monitors.model_monitors import (
@@ -89,6 +98,7 @@ class Watched:
     namespace: str
     selector: dict[str, str]
     workload: str
+    canary_workload: str | None = None
 
 
 def monitors_args(config: StackConfig, name: str) -> tuple[ModelMonitorsArgs, Watched]:
@@ -99,7 +109,8 @@ def monitors_args(config: StackConfig, name: str) -> tuple[ModelMonitorsArgs, Wa
         watched = Watched(external.namespace, dict(external.selector), external.workload or name)
         port, metrics_path, workload_kind = external.port, external.metrics_path, external.workload_kind
     else:
-        watched = Watched(model.namespace, selector_labels(name, name), name)
+        canary = track_workload_name(name, TRACK_CANARY) if model.canary is not None else None
+        watched = Watched(model.namespace, selector_labels(name, name), track_workload_name(name, TRACK_STABLE), canary)
         port, metrics_path, workload_kind = MODEL_HTTP_PORT_NAME, MODEL_METRICS_PATH, "Deployment"
     args = ModelMonitorsArgs(
         namespace=watched.namespace, selector=watched.selector, port=port, metrics_path=metrics_path,
@@ -121,7 +132,8 @@ def render(config: StackConfig) -> Rendered:
         rule = {
             "apiVersion": MONITORING_API_VERSION, "kind": "PrometheusRule",
             "metadata": {"name": f"{args.job_name}-rules", "namespace": namespace, "labels": labels},
-            "spec": to_spec(rule_groups(args, namespace=namespace, workload=watched.workload)),
+            "spec": to_spec(rule_groups(args, namespace=namespace, workload=watched.workload,
+                                        canary_workload=watched.canary_workload)),
         }
         monitor = {
             "apiVersion": MONITORING_API_VERSION, "kind": "ServiceMonitor",

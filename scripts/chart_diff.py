@@ -403,7 +403,8 @@ def program_releases(root: Path, stack: str) -> dict[str, ReleaseSpec]:
     """
     if not (root / "stacks" / f"Pulumi.{stack}.yaml").is_file():
         return {}
-    env = dict(os.environ, PYTHONPATH=str(root))
+    # The checkout's own service contract too (the program imports it), not the one installed in the environment.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join((str(root), str(root / "model-service"))))
     result = subprocess.run(
         [sys.executable, "-c", _CHILD, str(root), stack, RELEASE_TYPE],
         capture_output=True, text=True, cwd=root, env=env, check=False,

@@ -61,6 +61,9 @@ def test_interface_model_and_infrastructure_rows():
                   "Accuracy", "Recall per class", "Precision per class", "Mean confidence", "Model age"],
         "Distributions": ["Input distributions: live against training", "Predicted class mix against training"],
         "Infrastructure": ["CPU", "Memory against the limit", "Restarts (last hour)", "Replicas"],
+        "Canary against stable": ["Error ratio by track (/predict)", "Latency by track (/predict)",
+                                  "Accuracy by track", "Predicted class share by track",
+                                  "Prediction mix: JS distance to stable"],
     }
 
 

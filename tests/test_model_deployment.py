@@ -85,7 +85,7 @@ class ModelObjects:
         self.name = name
         [self.component] = [r for r in run.by_type(DEPLOYMENT) if run.by_urn(r.parent).name == name]
         self.children = run.children_of(self.component.urn)
-        namespace = self.one("Deployment")["metadata"]["namespace"]
+        namespace = self.one("Service")["metadata"]["namespace"]
         [self.namespace] = [plain(c.inputs) for r in run.by_type(NAMESPACE) for c in run.children_of(r.urn)
                             if plain(c.inputs)["metadata"]["name"] == namespace]
         self.outputs = run.outputs["models"][name]

@@ -239,6 +239,7 @@ def test_memory_near_the_limit(tmp_path: Path):
 
 def test_every_alert_is_exercised_by_a_promtool_test():
     """Each alert the monitors declare is named, by its constant, in a promtool rule test of this suite."""
+    import components.monitors.canary_rules
     import components.monitors.class_quality_rules
     import components.monitors.drift_rules
     import components.monitors.model_rules
@@ -252,7 +253,8 @@ def test_every_alert_is_exercised_by_a_promtool_test():
     constants = {
         value: name
         for module in (components.monitors.model_rules, components.monitors.drift_rules, components.monitors.model_slos,
-                       components.monitors.class_quality_rules, components.monitors.prediction_rules)
+                       components.monitors.class_quality_rules, components.monitors.prediction_rules,
+                       components.monitors.canary_rules)
         for name, value in vars(module).items()
         if name.endswith("_ALERT")
     }

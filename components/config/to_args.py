@@ -33,6 +33,7 @@ from components.contracts import CLUSTER_LABEL, ENVIRONMENT_LABEL, DiscoveryCont
 from components.model.config import ModelConfig
 from components.model.deployment import (
     Autoscaling,
+    Canary,
     ContainerResources,
     FaultInjection,
     ModelDeploymentArgs,
@@ -216,6 +217,8 @@ def observed_model_args(
         client_namespaces=policy.client_namespaces,
         client_pod_labels=dict(policy.client_pod_labels),
         image_pull_credentials=image_pull_credentials if model.image is None else None,
+        canary=Canary(image=model.canary.image, replicas=model.canary.replicas) if model.canary else None,
+        accepted_versions=model.accepted_versions,
         traffic=(
             SyntheticTraffic(rate=model.traffic.rate, feedback_ratio=model.traffic.feedback_ratio,
                              shift=dict(model.traffic.drift))

@@ -10,10 +10,10 @@ written once in ``modelDefaults`` and merged under each model, which then sets o
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from model_service import contract
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from components.clusters.kinds import KINDS, ClusterKind
 from components.config.fields import (
@@ -25,6 +25,7 @@ from components.config.fields import (
     Section,
     label_problems,
 )
+from components.contracts import TRACK_CANARY, TRACK_LABEL
 from components.model.deployment import replica_problems, resource_problems
 from components.monitors.config import ModelMonitorsConfig
 
@@ -226,8 +227,49 @@ class ExternalServiceConfig(Section):
         return value
 
 
+class ModelCanaryConfig(Section):
+    """A second version beside the stable one, behind the same Service: its own Deployment ``<model>-canary``,
+    whose pods are labelled ``track: canary`` (the stable's ``track: stable``), so that every series says which
+    version served it and the canary alert compares the two."""
+
+    image: str = Field(
+        pattern=IMAGE_REFERENCE,
+        description="Image of the canary version (pinned by tag or digest).",
+        examples=["registry.example.com/ml-team/ml-model-service:1.1.0"],
+    )
+    replicas: int = Field(
+        1, ge=1, le=50,
+        description="Pods of the canary (never autoscaled): its share of the traffic is replicas / (replicas + "
+        "the stable's).",
+        examples=[1],
+    )
+
+    @field_validator("image")
+    @classmethod
+    def _image_is_pinned(cls, value: str) -> str:
+        if problem := unpinned_image_problem(value):
+            raise ValueError(problem)
+        return value
+
+
+def unpinned_image_problem(image: str) -> str | None:
+    """Why ``image`` is not pinned (no tag, or ``latest``, and no digest), or ``None``: a moving reference makes
+    a rollout whose version nobody can name."""
+    match = re.match(IMAGE_REFERENCE, image)
+    assert match is not None  # the pattern ran first
+    if match.group("digest") is None and match.group("tag") in (None, "latest"):
+        return (
+            f"image {image!r} is not pinned: give it a version tag other than 'latest' or a digest "
+            "(for example registry.example.com/ml-team/ml-model-service:1.0.0)"
+        )
+    return None
+
+
+ModelVersion = Annotated[str, StringConstraints(pattern=contract.NAME_PATTERN)]
+"""A model version as the service reports it (``model_version``)."""
+
 DEPLOYED_ONLY = ("namespace", "replicas", "image", "resources", "autoscaling", "network_policy", "faults",
-                 "traffic", "log_level")
+                 "traffic", "log_level", "canary", "accepted_versions")
 """Settings that describe how this stack deploys a model: meaningless for an external one."""
 
 
@@ -267,24 +309,37 @@ class ModelConfig(Section):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         "info", description="The service's log level.", examples=["debug"]
     )
+    canary: ModelCanaryConfig | None = Field(
+        None,
+        description="A canary version beside the stable one, behind the same Service; unset: no canary. Not for "
+        "an external model.",
+        examples=[{"image": "registry.example.com/ml-team/ml-model-service:1.1.0", "replicas": 1}],
+    )
+    accepted_versions: tuple[ModelVersion, ...] = Field(
+        (),
+        max_length=contract.MAX_ACCEPTED_VERSIONS,
+        description="Model versions (as model_info reports them) whose prediction ids every pod scores, each under "
+        "its own version: the stable's and the canary's, or the previous and the new during a rollout; empty: "
+        f"each pod its own only. At most {contract.MAX_ACCEPTED_VERSIONS}; needed with a canary.",
+        examples=[["1.0.0", "1.1.0"]],
+    )
     monitors: ModelMonitorsConfig = ModelMonitorsConfig()
 
     @field_validator("image")
     @classmethod
     def _image_is_pinned(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        match = re.match(IMAGE_REFERENCE, value)
-        assert match is not None  # the pattern ran first
-        if match.group("digest") is None and match.group("tag") in (None, "latest"):
-            raise ValueError(
-                f"image {value!r} is not pinned: give it a version tag other than 'latest' or a digest "
-                "(for example registry.example.com/ml-team/ml-model-service:1.0.0)"
-            )
+        if value is not None and (problem := unpinned_image_problem(value)):
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")
     def _deployed_or_external(self) -> ModelConfig:
+        if self.external is not None and self.canary is not None:
+            raise ValueError(
+                f"a canary is a Deployment this stack declares beside the model's own, which an external model "
+                f"does not have (got canary.image {self.canary.image!r} beside external); remove canary, or "
+                f"label the canary pods of that service {TRACK_LABEL}: {TRACK_CANARY} where it is deployed"
+            )
         if self.external is not None:
             fields = type(self).model_fields
             given = [fields[name].alias or name for name in DEPLOYED_ONLY if name in self.model_fields_set]
@@ -293,6 +348,23 @@ class ModelConfig(Section):
                     f"an external model is not deployed by this stack, so {', '.join(given)} mean nothing for it "
                     "(got them beside external); remove them, or remove external to deploy the model"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _canary_differs(self) -> ModelConfig:
+        if self.canary is not None and self.canary.image == self.image:
+            raise ValueError(
+                f"the canary runs the stable version's image (got canary.image {self.canary.image!r}, the same as "
+                "image): give canary.image the new version's image, or remove canary"
+            )
+        if self.canary is not None and self.external is None and len(set(self.accepted_versions)) < 2:
+            raise ValueError(
+                "with a canary, the Service sends a prediction's feedback to a pod of either version, which refuses "
+                "the other version's ids unless acceptedVersions lists both (got acceptedVersions "
+                f"{list(self.accepted_versions)}); set the stable's and the canary's model versions, as their "
+                "model_info reports them (pulumi config set --path 'models.<name>.acceptedVersions[0]' 1.0.0, and "
+                "[1] the canary's)"
+            )
         return self
 
     @model_validator(mode="after")

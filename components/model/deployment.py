@@ -29,6 +29,9 @@ from components.contracts import (
     POD_SECURITY_ENFORCE_LABEL,
     POD_SECURITY_ENFORCE_VERSION_LABEL,
     PROMETHEUS_POD_LABELS,
+    TRACK_CANARY,
+    TRACK_LABEL,
+    TRACK_STABLE,
     common_labels,
     selector_labels,
 )
@@ -149,6 +152,16 @@ class SyntheticTraffic:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Canary:
+    """A second version of the model beside the stable one: the same pod, another image, a fixed replica count."""
+
+    image: pulumi.Input[str]
+    """Image reference of the canary version, pinned."""
+    replicas: int = 1
+    """Pods of the canary; never autoscaled, so that its share of the traffic stays what was chosen."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class ModelDeploymentArgs:
     """What to run and who may reach it."""
 
@@ -192,6 +205,11 @@ class ModelDeploymentArgs:
     """A load generator beside the model (the sample image only: it runs the image's ``model_service.loadgen``)."""
     run_as_user: int = MODEL_SERVICE_UID
     """Numeric user and group the container runs as (the image's non-root ``USER``)."""
+    canary: Canary | None = None
+    """A canary Deployment (``<model_name>-canary``) behind the same Service, or ``None``."""
+    accepted_versions: tuple[str, ...] = ()
+    """Model versions whose prediction ids every pod scores (``MODEL_ACCEPTED_VERSIONS``), its own besides: with a
+    canary, the stable's and the canary's, so that feedback counts wherever the Service sends it."""
     reported_name: bool = True
     """Tell the service its name (``MODEL_NAME``), so that its metrics say ``model_name=<model_name>`` whatever its
     artifact is called: the sample image deployed twice under two names reports two models. Turn it off for an
@@ -200,11 +218,13 @@ class ModelDeploymentArgs:
 
 class ModelDeployment(pulumi.ComponentResource):
     """A model service: Namespace, ServiceAccount, signing-key Secret, Deployment, Service, PodDisruptionBudget,
-    HorizontalPodAutoscaler and NetworkPolicy.
+    HorizontalPodAutoscaler and NetworkPolicy; with a canary, a second Deployment and PodDisruptionBudget
+    (``<model>-canary``) whose pods the same Service, NetworkPolicy and signing key serve.
 
     Contract honoured: every object carries ``common_labels(model_name, model_name, "model-server")``; the pods
     and the Service's selector use ``selector_labels(model_name, model_name)``; the container and the Service
-    expose one port named ``MODEL_HTTP_PORT_NAME`` that serves the API, the probes and ``/metrics``. The pods
+    expose one port named ``MODEL_HTTP_PORT_NAME`` that serves the API, the probes and ``/metrics``. Every pod is
+    labelled ``TRACK_LABEL`` (``stable`` or ``canary``); each Deployment selects its own track's pods. The pods
     run as the image's non-root user with a read-only root filesystem, no privilege escalation, no
     capabilities and the RuntimeDefault seccomp profile, which the namespace enforces (Pod Security
     ``restricted``). Takes the cluster's Kubernetes provider through ``opts`` (``providers=[cluster.provider]``).
@@ -230,6 +250,8 @@ class ModelDeployment(pulumi.ComponentResource):
     """In-cluster URL of the API, e.g. ``http://synthetic-classifier.models.svc:8080``."""
     image: pulumi.Output[str]
     """Image reference the pods run."""
+    canary_deployment_name: pulumi.Output[str] | None
+    """Name of the canary's Deployment, or ``None`` without a canary."""
 
     def __init__(self, name: str, args: ModelDeploymentArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         _validate(args)  # before registering anything: bad args leave no half-declared component behind
@@ -284,29 +306,54 @@ class ModelDeployment(pulumi.ComponentResource):
             )
             pull_secrets = [{"name": pull_secret.metadata.apply(lambda m: str(m.name))}]
 
-        deployment_spec: k8s.apps.v1.DeploymentSpecArgsDict = {
-            "revision_history_limit": 5,
-            "selector": {"match_labels": selector},
-            "strategy": {
-                "type": "RollingUpdate",
-                # A new pod must be ready before an old one goes: a rollout never lowers capacity.
-                "rolling_update": {"max_unavailable": 0, "max_surge": 1},
-            },
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": _pod_spec(
-                    args,
-                    service_account=service_account.metadata.apply(lambda m: str(m.name)),
-                    signing_secret=signing_secret.metadata.apply(lambda m: str(m.name)),
-                    selector=selector,
-                    pull_secrets=pull_secrets,
-                ),
-            },
-        }
-        if args.autoscaling is None:
-            # With an HPA, the autoscaler owns the replica count: declaring it too would reset it on every up.
-            deployment_spec["replicas"] = args.replicas
-        deployment = k8s.apps.v1.Deployment(f"{name}-deployment", metadata=metadata(), spec=deployment_spec, opts=child)
+        service_account_name = service_account.metadata.apply(lambda m: str(m.name))
+        signing_secret_name = signing_secret.metadata.apply(lambda m: str(m.name))
+
+        def declare_track(track: str, image: pulumi.Input[str], replicas: int | None) -> k8s.apps.v1.Deployment:
+            """One track's Deployment and PodDisruptionBudget, from the one pod spec builder: the canary differs
+            from the stable version only in its image, its track label and its replica count."""
+            track_selector = deployment_selector(model, track)
+            object_name = track_workload_name(model, track)
+            suffix = object_name.removeprefix(model)
+            spec: k8s.apps.v1.DeploymentSpecArgsDict = {
+                "revision_history_limit": 5,
+                "selector": track_selector,
+                "strategy": {
+                    "type": "RollingUpdate",
+                    # A new pod must be ready before an old one goes: a rollout never lowers capacity.
+                    "rolling_update": {"max_unavailable": 0, "max_surge": 1},
+                },
+                "template": {
+                    "metadata": {"labels": {**labels, TRACK_LABEL: track}},
+                    "spec": _pod_spec(
+                        args,
+                        image=image,
+                        service_account=service_account_name,
+                        signing_secret=signing_secret_name,
+                        selector=selector,
+                        pull_secrets=pull_secrets,
+                    ),
+                },
+            }
+            if replicas is not None:
+                spec["replicas"] = replicas
+            created = k8s.apps.v1.Deployment(
+                f"{name}{suffix}-deployment", metadata=metadata(object_name), spec=spec, opts=child
+            )
+            # One pod at a time may be evicted: drains proceed, and with 2+ replicas the service stays up. With
+            # maxUnavailable (not minAvailable) a single replica never blocks a node drain. Each track's budget
+            # selects its own Deployment's pods only: the eviction API refuses a pod that two budgets select.
+            k8s.policy.v1.PodDisruptionBudget(
+                f"{name}{suffix}-pdb",
+                metadata=metadata(object_name),
+                spec={"max_unavailable": 1, "selector": track_selector},
+                opts=child,
+            )
+            return created
+
+        # With an HPA, the autoscaler owns the replica count: declaring it too would reset it on every up.
+        deployment = declare_track(TRACK_STABLE, args.image, args.replicas if args.autoscaling is None else None)
+        canary = declare_track(TRACK_CANARY, args.canary.image, args.canary.replicas) if args.canary else None
 
         service = k8s.core.v1.Service(
             f"{name}-service",
@@ -324,15 +371,6 @@ class ModelDeployment(pulumi.ComponentResource):
                     }
                 ],
             },
-            opts=child,
-        )
-
-        # One pod at a time may be evicted: drains proceed, and with 2+ replicas the service stays up. With
-        # maxUnavailable (not minAvailable) a single replica never blocks a node drain.
-        k8s.policy.v1.PodDisruptionBudget(
-            f"{name}-pdb",
-            metadata=metadata(),
-            spec={"max_unavailable": 1, "selector": {"match_labels": selector}},
             opts=child,
         )
 
@@ -404,6 +442,9 @@ class ModelDeployment(pulumi.ComponentResource):
             "http://", self.service_name, ".", self.namespace, ".svc:", str(MODEL_HTTP_PORT)
         )
         self.image = pulumi.Output.from_input(args.image)
+        self.canary_deployment_name = (
+            canary.metadata.apply(lambda m: str(m.name)) if canary is not None else None
+        )
         self.register_outputs(
             {
                 "modelName": self.model_name,
@@ -415,6 +456,7 @@ class ModelDeployment(pulumi.ComponentResource):
                 "metricsPath": self.metrics_path,
                 "url": self.url,
                 "image": self.image,
+                "canaryDeploymentName": self.canary_deployment_name,
             }
         )
 
@@ -424,6 +466,11 @@ def _validate(args: ModelDeploymentArgs) -> None:
     problems = []
     if args.replicas < 1:
         problems.append(f"replicas must be at least 1 (got {args.replicas})")
+    if len(set(args.accepted_versions)) > model_contract.MAX_ACCEPTED_VERSIONS:
+        problems.append(f"accepted_versions takes at most {model_contract.MAX_ACCEPTED_VERSIONS} versions (got "
+                        f"{list(args.accepted_versions)}): list those that serve now")
+    if args.canary is not None and args.canary.replicas < 1:
+        problems.append(f"canary.replicas must be at least 1 (got {args.canary.replicas}); remove canary for none")
     problems += replica_problems(
         replicas=args.replicas, max_replicas=args.autoscaling.max_replicas if args.autoscaling else None
     )
@@ -461,6 +508,8 @@ def _environment(args: ModelDeploymentArgs, signing_secret: pulumi.Input[str]) -
     ]
     if args.reported_name:
         env.append({"name": model_contract.ENV_MODEL_NAME, "value": args.model_name})
+    if args.accepted_versions:
+        env.append({"name": model_contract.ENV_ACCEPTED_VERSIONS, "value": ",".join(args.accepted_versions)})
     if args.faults is not None:
         faults = args.faults
         env += [
@@ -484,6 +533,7 @@ def _probe(path: str, *, period: int, failures: int) -> k8s.core.v1.ProbeArgsDic
 def _pod_spec(
     args: ModelDeploymentArgs,
     *,
+    image: pulumi.Input[str],
     service_account: pulumi.Input[str],
     signing_secret: pulumi.Input[str],
     selector: Mapping[str, str],
@@ -518,7 +568,7 @@ def _pod_spec(
         "containers": [
             {
                 "name": CONTAINER_NAME,
-                "image": args.image,
+                "image": image,
                 # Tags are content hashes or digests, never moved: a node's copy is always the right one (and a
                 # kind-loaded image exists only on the nodes).
                 "image_pull_policy": "IfNotPresent",
@@ -541,6 +591,28 @@ def _pod_spec(
     if pull_secrets:
         spec["image_pull_secrets"] = pull_secrets
     return spec
+
+
+def track_workload_name(model_name: str, track: str) -> str:
+    """The name of a track's Deployment (and PodDisruptionBudget): the model's for the stable one, ``<model>-canary``
+    for the canary."""
+    return model_name if track == TRACK_STABLE else f"{model_name}-{track}"
+
+
+def deployment_selector(model_name: str, track: str) -> k8s.meta.v1.LabelSelectorArgsDict:
+    """The ``spec.selector`` of a track's Deployment: the model's pods of that track only.
+
+    The canary's adds ``track: canary``. The stable's excludes the canary's pods (``NotIn``) rather than requiring
+    ``track: stable``, so that it also selects pods without the label: those of a Deployment declared before tracks
+    existed, which it adopts when it takes that Deployment's place (a selector is immutable, so adding the
+    expression replaces the Deployment once; see README.md, Canary). Both stay disjoint, so neither Deployment (nor
+    the stable's autoscaler, which averages over its selector) counts the other's pods.
+    """
+    base = selector_labels(model_name, model_name)
+    if track == TRACK_STABLE:
+        return {"match_labels": base,
+                "match_expressions": [{"key": TRACK_LABEL, "operator": "NotIn", "values": [TRACK_CANARY]}]}
+    return {"match_labels": {**base, TRACK_LABEL: track}}
 
 
 def traffic_selector_labels(model_name: str) -> dict[str, str]:

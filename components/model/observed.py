@@ -120,6 +120,7 @@ class ObservedModel(pulumi.ComponentResource):
             selector: pulumi.Input[Mapping[str, str]] = deployed.selector_labels
             port, metrics_path = deployed.port_name, deployed.metrics_path
             workload: pulumi.Input[str] = deployed.deployment_name
+            canary_workload: pulumi.Input[str] | None = deployed.canary_deployment_name
             workload_kind: WorkloadKind = "Deployment"
             self.url = deployed.url
         else:
@@ -129,6 +130,7 @@ class ObservedModel(pulumi.ComponentResource):
             namespace, selector, port, metrics_path = (service.namespace, service.selector, service.port,
                                                        service.metrics_path)
             workload, workload_kind = service.workload or args.name, service.workload_kind
+            canary_workload = None
             self.url = None
         depends_on = opts.depends_on if opts is not None else None
         self.monitors = ModelMonitors(
@@ -141,6 +143,7 @@ class ObservedModel(pulumi.ComponentResource):
                 model_name=args.name,
                 workload=workload,
                 workload_kind=workload_kind,
+                canary_workload=canary_workload,
                 discovery=args.discovery,
                 settings=args.monitors,
                 team=args.team,

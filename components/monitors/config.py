@@ -128,6 +128,53 @@ class ConfidenceConfig(Section):
     )
 
 
+class CanaryConfig(Section):
+    """How much worse than the stable version a canary may be, over one window, before it alerts.
+
+    Compared only while both tracks serve (pods labelled ``track: canary`` beside ``track: stable``), and only
+    once the canary has served ``minRequests`` (and, for accuracy, both versions have ``minFeedback`` items)."""
+
+    window: Window = Field("30m", description="Window both versions are compared over.", examples=["1h"])
+    max_error_ratio_increase: float = Field(
+        0.01, gt=0, le=1,
+        description="How far the canary's share of failed (5xx) /predict requests may exceed the stable's, as "
+        "a difference of ratios.",
+        examples=[0.005],
+    )
+    latency_quantile: float = Field(
+        0.95, gt=0, lt=1, description="Quantile of /predict latency compared.", examples=[0.99],
+    )
+    max_latency_increase_ratio: float = Field(
+        0.25, gt=0, le=10,
+        description="How much slower the canary's latency quantile may be, relative to the stable's (0.25: up to "
+        "1.25 times).",
+        examples=[0.5],
+    )
+    max_accuracy_drop: float = Field(
+        0.05, gt=0, lt=1,
+        description="How far the canary's accuracy on scored feedback may fall below the stable's, as a "
+        "difference of ratios.",
+        examples=[0.02],
+    )
+    max_prediction_js_distance: float = Field(
+        0.1, gt=0, le=1,
+        description="Jensen-Shannon distance (base 2) between the two versions' shares of predicted classes "
+        "above which the canary predicts differently.",
+        examples=[0.15],
+    )
+    min_requests: int = Field(
+        100, ge=1,
+        description="/predict requests the canary must have served in the window before it is compared.",
+        examples=[500],
+    )
+    min_feedback: int = Field(
+        100, ge=1,
+        description="Scored feedback items each version needs in the window before their accuracies are "
+        "compared.",
+        examples=[200],
+    )
+
+
 def _default_latency_slos() -> tuple[LatencySloConfig, ...]:
     """The contract's thresholds (a tight one for most requests, a loose one for nearly all), with objectives."""
     objectives = (95.0, 99.0)
@@ -160,6 +207,7 @@ class ModelMonitorsConfig(Section):
         None, description="Age (now minus the training time the model reports) above which the model alerts as "
         "stale; none: no alert. Calendar time, never scaled by timeScale.", examples=["30d"],
     )
+    canary: CanaryConfig = CanaryConfig()
     memory_near_limit_ratio: float = Field(
         0.9, gt=0, lt=1, description="Share of a container's memory limit its working set may reach before "
         "an alert.", examples=[0.85],
@@ -211,6 +259,7 @@ class ModelMonitorsConfig(Section):
             "drift.longWindow": scale.milliseconds(self.drift.long_window),
             "accuracy.window": scale.milliseconds(self.accuracy.window),
             "confidence.window": scale.milliseconds(self.confidence.window),
+            "canary.window": scale.milliseconds(self.canary.window),
         }
 
     @property

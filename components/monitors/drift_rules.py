@@ -108,6 +108,28 @@ def psi_across_clusters(window: str, **scope: str) -> str:
     return f"sum by {by(labels)} (\n  ({q} - on {bins} {p})\n* on {bins}\n  ln({q} / on {bins} {p})\n)"
 
 
+def js_mixture_expr(q: str, p: str, *, bins: str) -> str:
+    """m = (q + p) / 2 per bin, from two distributions' (clamped) shares with the same labels ``bins``."""
+    return f"(\n    {q}\n  + on {bins}\n    {p}\n) / 2"
+
+
+def js_distance_expr(q: str, p: str, mixture: str, *, group: str, bins: str) -> str:
+    """JS distance = sqrt(KL(q || m) / 2 + KL(p || m) / 2), in bits, per ``group``: ``q`` and ``p`` are (clamped)
+    shares by ``bins`` (``group`` and the bin), ``mixture`` their recorded ``js_mixture_expr``.
+
+    Equal distributions give a sum of float noise around 0, below it as often as above: clamped at 0, so that
+    their distance is 0 rather than the NaN of a negative number's square root."""
+    return (
+        "sqrt(clamp_min(\n"
+        f"    0.5 * sum by {group} (\n"
+        f"        {q}\n      * on {bins}\n        log2({q} / on {bins} {mixture})\n    )\n"
+        f"  + on {group}\n"
+        f"    0.5 * sum by {group} (\n"
+        f"        {p}\n      * on {bins}\n        log2({p} / on {bins} {mixture})\n    ),\n"
+        "  0\n))"
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class DriftThresholds:
     """Values at or above which a feature counts as drifted."""
@@ -231,22 +253,9 @@ def drift_rule_group(
                     ")"
                 ),
             ),
+            RecordingRule(record=js_mixture(window), expr=js_mixture_expr(q_js, p_js, bins=bins)),
             RecordingRule(
-                record=js_mixture(window),
-                expr=f"(\n    {q_js}\n  + on {bins}\n    {p_js}\n) / 2",
-            ),
-            # JS distance = sqrt(KL(q || m) / 2 + KL(p || m) / 2), in bits.
-            RecordingRule(
-                record=js_distance(window),
-                expr=(
-                    "sqrt(\n"
-                    f"    0.5 * sum by {group} (\n"
-                    f"        {q_js}\n      * on {bins}\n        log2({q_js} / on {bins} {mixture})\n    )\n"
-                    f"  + on {group}\n"
-                    f"    0.5 * sum by {group} (\n"
-                    f"        {p_js}\n      * on {bins}\n        log2({p_js} / on {bins} {mixture})\n    )\n"
-                    ")"
-                ),
+                record=js_distance(window), expr=js_distance_expr(q_js, p_js, mixture, group=group, bins=bins)
             ),
         ]
 

@@ -22,7 +22,16 @@ import pulumi
 import pulumi_kubernetes as k8s
 from model_service import contract
 
-from components.contracts import CLUSTER_LABEL, LOCAL_STORE, MODEL_LABEL, TEAM_LABEL, DiscoveryContract, common_labels
+from components.contracts import (
+    CLUSTER_LABEL,
+    LOCAL_STORE,
+    MODEL_LABEL,
+    TEAM_LABEL,
+    TRACK_LABEL,
+    DiscoveryContract,
+    common_labels,
+)
+from components.monitors.canary_rules import canary_rule_group, canary_settings
 from components.monitors.config import ModelMonitorsConfig
 from components.monitors.drift_rules import DriftSettings, DriftThresholds, drift_rule_group
 from components.monitors.model_rules import (
@@ -51,11 +60,11 @@ DEFAULT_SCRAPE_TIMEOUT: Final = "10s"
 """Prometheus' default scrape timeout; capped at the scrape interval, which Prometheus requires."""
 COMPONENT: Final = "monitoring"
 MODEL_RECORDINGS: Final = (
-    r"(model|model_class|model_class_pair|model_feature|model_feature_bin|model_workload_pod|slo):.+|sloth_slo_info"
+    r"(model|model_class|model_class_pair|model_feature|model_feature_bin|model_track|model_track_class|model_workload_pod|slo):.+|sloth_slo_info"
 )
 """Every series the model's recording rules write (anchored RE2, as a relabel regex): drift, SLO, accuracy (overall
-and per class), confidence and the model's workload. What a store that takes only the recordings is sent
-(``monitoring.remoteWrite[].send``), less ``DERIVABLE_RECORDINGS``."""
+and per class), confidence, the canary's comparison per track and the model's workload. What a store that takes
+only the recordings is sent (``monitoring.remoteWrite[].send``), less ``DERIVABLE_RECORDINGS``."""
 DERIVABLE_RECORDINGS: Final = r"model_feature_bin:drift_(bin_ratio|js_mixture_ratio):.+"
 """Recordings a recordings-only store is not sent: each window's per-bin shares, the intermediate steps of PSI and
 JS distance, which a store derives again from the per-bin counts and the reference it does get
@@ -99,6 +108,8 @@ class ModelMonitorsArgs:
     (drift={"long_window": "12h"})``); the defaults are a new model's."""
     workload_kind: WorkloadKind = "Deployment"
     """Kind of ``workload``."""
+    canary_workload: pulumi.Input[str] | None = None
+    """Name of the Deployment of the model's canary, if it has one: its pods' restarts and memory are watched too."""
     team: str | None = None
     """The team that owns the model: every alert carries it as ``team``, and Alertmanager routes on it first."""
     job: str | None = None
@@ -193,6 +204,7 @@ def rule_groups(
     workload: str,
     period_store: str = LOCAL_STORE,
     period_matchers: Mapping[str, str] | None = None,
+    canary_workload: str | None = None,
 ) -> tuple[RuleGroup, ...]:
     """Every rule group of the model, for resolved ``namespace`` and ``workload``: the SLO period's groups
     (``is_period_group``) recorded with ``slo_store=<period_store>`` and selecting ``period_matchers``."""
@@ -211,6 +223,7 @@ def rule_groups(
     groups.append(drift_rule_group(drift_settings(settings), name=f"{job}-drift", scope=scope, **common))
     groups.append(accuracy_rule_group(accuracy_settings(settings), name=f"{job}-accuracy", scope=scope, **common))
     groups += quality_rule_groups(settings, job=job, scope=scope, **common)
+    groups.append(canary_rule_group(canary_settings(settings.canary), name=f"{job}-canary", scope=scope, **common))
     groups.append(target_rule_group(name=f"{job}-targets", scope=scope, labels=model, **common))
     groups.append(
         resource_rule_group(
@@ -221,6 +234,7 @@ def rule_groups(
             memory_near_limit_ratio=settings.memory_near_limit_ratio,
             scope=scope,
             labels=model,
+            canary_workload=canary_workload,
             **common,
         )
     )
@@ -236,6 +250,9 @@ def service_monitor_spec(args: ModelMonitorsArgs, *, namespace: str, selector: M
     return {
         "selector": {"matchLabels": dict(selector)},
         "namespaceSelector": {"matchNames": [namespace]},
+        # The operator copies the pod's track onto every series scraped from it: a canary's series and its stable
+        # version's stay apart whatever the metrics themselves say (absent on pods without the label).
+        "podTargetLabels": [TRACK_LABEL],
         "endpoints": [
             {
                 "port": args.port,
@@ -295,11 +312,14 @@ class ModelMonitors(pulumi.ComponentResource):
             opts=child,
         )
         evaluator = args.period_evaluator
-        groups = pulumi.Output.all(namespace, args.workload, evaluator.cluster_label if evaluator else "").apply(
+        groups = pulumi.Output.all(
+            namespace, args.workload, evaluator.cluster_label if evaluator else "", args.canary_workload or ""
+        ).apply(
             lambda values: rule_groups(
                 args, namespace=values[0], workload=values[1],
                 period_store=evaluator.store if evaluator else LOCAL_STORE,
                 period_matchers={CLUSTER_LABEL: values[2]} if evaluator else None,
+                canary_workload=values[3] or None,
             )
         )
         local = groups.apply(lambda gs: tuple(g for g in gs if evaluator is None or not is_period_group(g)))

@@ -238,8 +238,10 @@ def resource_rule_group(
     scale: TimeScale,
     runbooks: RunbookLinks,
     interval: str | None = None,
+    canary_workload: str | None = None,
 ) -> RuleGroup:
-    """The workload's pods, and ``ModelPodRestarting`` and ``ModelMemoryNearLimit`` on them."""
+    """The workload's pods (and its canary Deployment's, ``canary_workload``), and ``ModelPodRestarting`` and
+    ``ModelMemoryNearLimit`` on them."""
     pods = selector(WORKLOAD_PODS, **scope)
     restarts = selector(KUBE_POD_CONTAINER_STATUS_RESTARTS, namespace=namespace)
     window = scale.render(RESTARTS_WINDOW)
@@ -257,10 +259,13 @@ def resource_rule_group(
         name=name,
         interval=interval,
         rules=(
-            RecordingRule(
-                record=WORKLOAD_PODS,
-                expr=workload_pods_expr(namespace, workload, workload_kind),
-                labels={**scope, "workload": workload},
+            *(
+                RecordingRule(
+                    record=WORKLOAD_PODS,
+                    expr=workload_pods_expr(namespace, owner, workload_kind),
+                    labels={**scope, "workload": owner},
+                )
+                for owner in (workload, *((canary_workload,) if canary_workload else ()))
             ),
             RecordingRule(
                 record=MEMORY_NEAR_LIMIT,

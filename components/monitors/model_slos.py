@@ -17,6 +17,9 @@ from components.contracts import CLUSTER_LABEL
 from components.monitors.rule_model import Matcher, by, selector
 from components.monitors.slo_rules import WINDOW, Slo, number, rounded
 
+SERVER_ERROR_CODES: Final = "5.."
+"""The ``code`` values (an RE2 pattern) of a failed request: what the availability SLI, and the canary's error
+ratio, count as errors."""
 AVAILABILITY_ALERT: Final = "ModelAvailabilityErrorBudgetBurn"
 LATENCY_ALERT: Final = "ModelLatencyErrorBudgetBurn"
 
@@ -62,7 +65,7 @@ def model_slos(
     route = {contract.LABEL_ROUTE: contract.ROUTE_PREDICT}
     cluster = by((CLUSTER_LABEL,))
     requests = contract.HTTP_REQUESTS.name
-    errors = selector(requests, Matcher(contract.LABEL_CODE, "5..", "=~"), **scope, **route)
+    errors = selector(requests, Matcher(contract.LABEL_CODE, SERVER_ERROR_CODES, "=~"), **scope, **route)
     total = selector(requests, **scope, **route)
     slos = [
         Slo(

@@ -351,8 +351,13 @@ def model_dashboard(title: str = MODEL_DASHBOARD_TITLE) -> dashboard.Dashboard:
     )
     infrastructure = [panel.span(6) for panel in infrastructure]
     builder = builder.with_variable(window_variable())
+    # Its own row: its panels tell something only during a canary. Imported here, since that module builds on
+    # this one's selectors and panels.
+    from components.monitors.canary_dashboard import CANARY_ROW, canary_panels
+
     for row_title, panels in (("Interface", interface), ("Model", model_row),
-                              (DISTRIBUTIONS_ROW, distribution_panels()), ("Infrastructure", infrastructure)):
+                              (DISTRIBUTIONS_ROW, distribution_panels()), ("Infrastructure", infrastructure),
+                              (CANARY_ROW, canary_panels())):
         builder = builder.with_row(dashboard.Row(row_title))
         for panel in panels:
             builder = builder.with_panel(panel)

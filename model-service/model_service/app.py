@@ -161,13 +161,17 @@ class ModelRuntime:
             self.predict_schema, self.feedback_schema,
             model_name=metadata.model_name, model_version=metadata.model_version,
         )
-        self.metrics = ModelMetrics(registry, metadata, prediction_metrics=settings.model_metrics_enabled)
+        versions = contract.scored_versions(metadata.model_version, settings.accepted_versions or ())
+        self.metrics = ModelMetrics(
+            registry, metadata, prediction_metrics=settings.model_metrics_enabled, scored_versions=versions
+        )
         self.codec = PredictionIdCodec(
             key,
             metadata.model_name,
             metadata.model_version,
             len(metadata.classes),
             settings.feedback_max_age_seconds,
+            accepted_versions=versions,
         )
 
     def parse_records(self, body: bytes) -> np.ndarray:
@@ -395,7 +399,7 @@ def create_app(
         except ClientDisconnect:
             return Response(status_code=CLIENT_CLOSED_REQUEST)
         now_ms = time.time_ns() // 1_000_000
-        scored: list[tuple[int, int]] = []
+        scored: list[tuple[int, int, str]] = []
         problems: list[dict[str, Any]] = []
         for position, item in enumerate(items):
             try:
@@ -423,13 +427,13 @@ def create_app(
                     }
                 )
                 continue
-            scored.append((verified.class_index, actual))
+            scored.append((verified.class_index, actual, verified.model_version))
         if problems:
             # All or nothing: a client that fixes or drops the bad items and resends cannot double count.
             return JSONResponse({"detail": problems[:MAX_REPORTED_ERRORS], "accepted": 0}, status_code=422)
-        for predicted, actual in scored:
-            runtime.metrics.feedback(predicted, actual)
-        return JSONResponse({"accepted": len(scored), "correct": sum(p == a for p, a in scored)})
+        for predicted, actual, version in scored:
+            runtime.metrics.feedback(predicted, actual, version)
+        return JSONResponse({"accepted": len(scored), "correct": sum(p == a for p, a, _ in scored)})
 
     async def healthz(request: Request) -> Response:
         if state.load_error is not None:

@@ -480,6 +480,13 @@ NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 ENV_MODEL_NAME: Final = "MODEL_NAME"
 """Environment variable that sets the name the service reports (``model_name``), whatever its artifact
 says."""
+ENV_ACCEPTED_VERSIONS: Final = "MODEL_ACCEPTED_VERSIONS"
+"""Environment variable listing (comma-separated) the model versions whose prediction ids the service
+scores, its own always among them: during a canary or a rollout, feedback reaches a replica of either
+version."""
+MAX_ACCEPTED_VERSIONS: Final = 4
+"""Most versions one replica scores feedback for, its own included: each adds a confusion matrix of
+:data:`FEEDBACK` series."""
 ENV_LATENCY_SLO_THRESHOLDS_SECONDS: Final = "MODEL_LATENCY_SLO_THRESHOLDS_SECONDS"
 """Environment variable that sets the service's SLO thresholds; render its value with
 :func:`format_latency_thresholds` from the same numbers the SLO rules use, so the two cannot disagree."""
@@ -611,14 +618,33 @@ def histogram_series_count(bounds: Sequence[float]) -> int:
     return len(bounds) + 3
 
 
+def scored_versions(own: str, accepted: Iterable[str] = ()) -> tuple[str, ...]:
+    """The versions a replica of version ``own`` scores feedback for: its own first, then ``accepted`` (from
+    :data:`ENV_ACCEPTED_VERSIONS`) once each; more than :data:`MAX_ACCEPTED_VERSIONS` is refused.
+
+    >>> scored_versions("1.1.0", ["1.0.0", "1.1.0"])
+    ('1.1.0', '1.0.0')
+    """
+    versions = tuple(dict.fromkeys((own, *accepted)))
+    if len(versions) > MAX_ACCEPTED_VERSIONS:
+        raise ValueError(
+            f"{ENV_ACCEPTED_VERSIONS} with this replica's own version {own!r} makes {len(versions)} "
+            f"versions ({', '.join(versions)}), more than {MAX_ACCEPTED_VERSIONS}: list only the versions "
+            "that serve now"
+        )
+    return versions
+
+
 def model_series_count(
     n_features: int,
     classes: int,
     bin_count: int = DEFAULT_DRIFT_BIN_COUNT,
+    versions: int = 1,
 ) -> int:
     """Return how many model-layer series one replica exposes once its classifier is loaded.
 
-    This is constant: it does not grow with traffic, because every label set is created at load time.
+    This is constant: it does not grow with traffic, because every label set is created at load time. Feedback
+    has a confusion matrix per scored version (``versions``, :func:`scored_versions`).
 
     >>> model_series_count(8, 3)
     212
@@ -629,7 +655,7 @@ def model_series_count(
         + histogram_series_count(INFERENCE_BUCKETS_SECONDS)
         + classes  # model_predictions_total
         + histogram_series_count(CONFIDENCE_BUCKETS)
-        + classes * classes  # model_feedback_total (outcome follows from the class pair)
+        + versions * classes * classes  # model_feedback_total (outcome follows from the class pair)
         + len(FEEDBACK_REJECTION_REASONS)
         + drift_series_count(n_features, classes, bin_count)
     )

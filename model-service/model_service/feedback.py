@@ -11,7 +11,9 @@ Layout, before URL-safe base64 without padding::
     | HMAC-SHA256(key, model name || 0x00 || all of the above), first 16 bytes
 
 The model name is bound through the MAC instead of being carried, which keeps ids short; an id of another
-model therefore fails as ``bad_signature`` unless the name matches and only the version differs.
+model therefore fails as ``bad_signature`` unless the name matches and only the version differs. The
+version is carried, so that a replica scores the ids of every version it accepts (a canary's and the
+stable's, sharing the key) under the version that predicted, and refuses the others as ``other_model``.
 """
 
 from __future__ import annotations
@@ -50,18 +52,29 @@ class VerifiedPrediction:
 
     class_index: int
     issued_at_ms: int
+    model_version: str
+    """The version that made the prediction (one of the codec's accepted versions)."""
 
 
 class PredictionIdCodec:
-    """Issues and verifies prediction ids for one model name and version."""
+    """Issues prediction ids for one model name and version, and verifies those of the versions it accepts."""
 
     def __init__(
-        self, key: bytes, model_name: str, model_version: str, class_count: int, max_age_seconds: float
+        self,
+        key: bytes,
+        model_name: str,
+        model_version: str,
+        class_count: int,
+        max_age_seconds: float,
+        accepted_versions: Sequence[str] = (),
     ) -> None:
         if not 0 < class_count < 256:
             raise ValueError("class count must fit in one byte")
         self._mac = hmac.new(key, model_name.encode() + b"\0", hashlib.sha256)
         self._version = model_version.encode()
+        self._accepted = {version.encode() for version in (model_version, *accepted_versions)}
+        self.accepted_versions = tuple(dict.fromkeys((model_version, *accepted_versions)))
+        """The versions whose ids verify, this codec's own first."""
         self._class_count = class_count
         self._max_age_ms = int(max_age_seconds * 1000)
 
@@ -97,11 +110,12 @@ class PredictionIdCodec:
             raise FeedbackRejected("bad_signature", "id signature does not verify (tampered, or another key)")
         _, class_index, issued_at_ms, _ = HEADER.unpack_from(payload)
         version = payload[HEADER.size :]
-        if version != self._version:
+        if version not in self._accepted:
             raise FeedbackRejected(
                 "other_model",
                 f"id was issued by model version {version.decode(errors='replace')!r}, "
-                f"this replica serves {self._version.decode()!r}",
+                f"this replica serves {self._version.decode()!r} and scores versions "
+                f"{', '.join(repr(v) for v in self.accepted_versions)}",
             )
         if class_index >= self._class_count:
             raise FeedbackRejected("other_model", "id names a class this model does not have")
@@ -109,4 +123,6 @@ class PredictionIdCodec:
             raise FeedbackRejected("malformed_id", "id was issued in the future")
         if now_ms - issued_at_ms > self._max_age_ms:
             raise FeedbackRejected("expired", f"id is older than {self._max_age_ms // 1000} s")
-        return VerifiedPrediction(class_index=class_index, issued_at_ms=issued_at_ms)
+        return VerifiedPrediction(
+            class_index=class_index, issued_at_ms=issued_at_ms, model_version=version.decode()
+        )

@@ -119,7 +119,12 @@ class ModelMetrics:
     """Model-level instruments for one loaded model; every label set exists from construction on."""
 
     def __init__(
-        self, registry: CollectorRegistry, metadata: ArtifactMetadata, *, prediction_metrics: bool = True
+        self,
+        registry: CollectorRegistry,
+        metadata: ArtifactMetadata,
+        *,
+        prediction_metrics: bool = True,
+        scored_versions: Sequence[str] = (),
     ) -> None:
         name, version = metadata.model_name, metadata.model_version
         classes = metadata.classes
@@ -131,19 +136,25 @@ class ModelMetrics:
         )
         spec = contract.FEEDBACK
         feedback = Counter(spec.family, spec.help, spec.labels, registry=registry)
-        self._feedback = [
-            [
-                feedback.labels(
-                    name,
-                    version,
-                    predicted,
-                    actual,
-                    contract.OUTCOME_CORRECT if predicted == actual else contract.OUTCOME_INCORRECT,
-                )
-                for actual in classes
+        # A confusion matrix per version this replica scores ids of (its own, and the accepted ones), all
+        # created now: feedback counts under the version that predicted, and the series stay a fixed set.
+        self._feedback = {
+            scored: [
+                [
+                    feedback.labels(
+                        name,
+                        scored,
+                        predicted,
+                        actual,
+                        contract.OUTCOME_CORRECT if predicted == actual else contract.OUTCOME_INCORRECT,
+                    )
+                    for actual in classes
+                ]
+                for predicted in classes
             ]
-            for predicted in classes
-        ]
+            for scored in contract.scored_versions(version, scored_versions)
+        }
+        self._version = version
         spec = contract.FEEDBACK_REJECTED
         rejected = Counter(spec.family, spec.help, spec.labels, registry=registry)
         self._rejected = {
@@ -191,9 +202,9 @@ class ModelMetrics:
         assert self.drift is not None
         self.drift.observe(x, class_indices)
 
-    def feedback(self, predicted: int, actual: int) -> None:
-        """Record one scored feedback item."""
-        self._feedback[predicted][actual].inc()
+    def feedback(self, predicted: int, actual: int, version: str | None = None) -> None:
+        """Record one scored feedback item, under the version that predicted (default: this replica's)."""
+        self._feedback[version if version is not None else self._version][predicted][actual].inc()
 
     def feedback_rejected(self, reason: str) -> None:
         """Record one refused feedback item."""

@@ -8,6 +8,7 @@ request), and the body and batch limits bound the work one request can cause.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -54,6 +55,12 @@ class Settings(BaseSettings):
         default=None,
         description="HMAC key for prediction ids; share it across replicas so any replica scores any id. "
         "Unset: a random key per process (ids only verify on the replica that issued them).",
+    )
+    accepted_versions: Annotated[tuple[str, ...] | None, NoDecode] = Field(
+        default=None,
+        description="Comma-separated model versions whose prediction ids are scored besides the service's "
+        f"own (at most {contract.MAX_ACCEPTED_VERSIONS} in all): the stable's and the canary's, so that "
+        "feedback reaching a replica of either version counts under the version that predicted.",
     )
     feedback_max_age_seconds: int = Field(
         default=7 * 24 * 3600, ge=1, description="Feedback for predictions older than this is refused."
@@ -117,6 +124,28 @@ class Settings(BaseSettings):
             if not (math.isfinite(threshold) and 0 < threshold <= 60):
                 raise ValueError(f"thresholds must be in (0, 60] seconds, got {threshold!r}")
         return tuple(sorted(set(value)))
+
+    @field_validator("accepted_versions", mode="before")
+    @classmethod
+    def _split_versions(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("accepted_versions")
+    @classmethod
+    def _check_versions(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return value
+        versions = tuple(dict.fromkeys(value))
+        if len(versions) > contract.MAX_ACCEPTED_VERSIONS:
+            raise ValueError(
+                f"expected at most {contract.MAX_ACCEPTED_VERSIONS} versions, got {len(versions)}"
+            )
+        for version in versions:
+            if not re.match(contract.NAME_PATTERN, version):
+                raise ValueError(f"{version!r} is not a model version (letters, digits, '.', '_' and '-')")
+        return versions
 
     @field_validator("feedback_signing_key")
     @classmethod

@@ -42,7 +42,7 @@ import yaml
 from model_service import contract
 from model_service.serve import free_port
 
-from components.contracts import PROJECT
+from components.contracts import PROJECT, prometheus_label_name
 from components.model.config import SAMPLE_MODEL_NAME
 from components.monitoring.alertmanager import Receiver, receiver_secrets, render_alertmanager_config
 from components.monitoring.config import AlertingConfig
@@ -154,13 +154,17 @@ def model_target_labels(service_monitor: Mapping[str, Any], service: Mapping[str
                         deployment: Mapping[str, Any], pod: str) -> dict[str, str]:
     """The labels the Prometheus Operator's configuration gives the model's target in ``pod`` (the Endpoints
     role, the chart's default), ``instance`` aside: the Service's namespace and name, the pod and its container,
-    the endpoint's port name, and the job the ServiceMonitor's relabeling sets (``tests/node`` compares them
-    with the real operator's targets)."""
+    the endpoint's port name, the job the ServiceMonitor's relabeling sets, and the pod labels its
+    ``podTargetLabels`` copy, where the pod has them (``tests/node`` compares them with the real operator's
+    targets)."""
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     [endpoint] = service_monitor["spec"]["endpoints"]
     [job] = [r["replacement"] for r in endpoint.get("relabelings", []) if r.get("targetLabel") == "job"]
+    pod_labels = deployment["spec"]["template"]["metadata"].get("labels", {})
+    copied = {prometheus_label_name(label): pod_labels[label]
+              for label in service_monitor["spec"].get("podTargetLabels", []) if pod_labels.get(label)}
     return {"namespace": service["metadata"]["namespace"], "service": service["metadata"]["name"], "pod": pod,
-            "container": container["name"], "endpoint": endpoint["port"], "job": job}
+            "container": container["name"], "endpoint": endpoint["port"], "job": job, **copied}
 
 
 def pod_template_hash(deployment: Mapping[str, Any]) -> str:
@@ -177,10 +181,12 @@ def _stack_section(stack_file: Path, key: str) -> dict[str, Any]:
 
 
 def declare(stack_file: Path, *, time_scale: float, faults: Mapping[str, float] | None = None,
-            model_name: str = SAMPLE_MODEL_NAME) -> Declared:
+            model_name: str = SAMPLE_MODEL_NAME, settings: Mapping[str, Any] | None = None,
+            workload: str | None = None) -> Declared:
     """Run the program with ``stack_file``'s configuration, its model ``model_name`` alone, with the monitors'
-    ``timeScale`` and ``faults``."""
-    model = _stack_section(stack_file, "models").get(model_name, {})
+    ``timeScale``, ``faults`` and other ``settings`` of the model; keep its Deployment named ``workload`` (default:
+    the model's own, a canary's is ``<model>-canary``)."""
+    model = {**_stack_section(stack_file, "models").get(model_name, {}), **(settings or {})}
     monitors = {**model.get("monitors", {}), "timeScale": time_scale}
     model = {**model, "monitors": monitors}
     if faults:
@@ -194,7 +200,8 @@ def declare(stack_file: Path, *, time_scale: float, faults: Mapping[str, float] 
         service_monitor=monitor,
         services=tuple(r.inputs for r in run.by_type(SERVICE)),
         # The model's own Deployment (on kind its load generator's is beside it: the suite sends its own traffic).
-        deployment=next(r.inputs for r in run.by_type(DEPLOYMENT) if r.inputs["metadata"]["name"] == model_name),
+        deployment=next(r.inputs for r in run.by_type(DEPLOYMENT)
+                        if r.inputs["metadata"]["name"] == (workload or model_name)),
         prometheus_rule=run.one(PROMETHEUS_RULE).inputs,
         dashboard=json.loads(next(iter(dashboards[0].inputs["data"].values()))),
         monitors=ModelMonitorsConfig.model_validate(monitors),
@@ -241,6 +248,8 @@ class Pod:
     port: int
     process: ManagedProcess
     ready: bool = True
+    declared: Declared | None = None
+    """The declaration of a pod of another Deployment than the Trio's (a canary's): its target labels come from it."""
 
     @property
     def url(self) -> str:
@@ -280,8 +289,8 @@ class Trio:
     def _write_endpoints(self) -> None:
         """The Service's endpoints now, ready or not (the operator's configuration scrapes both, so a crashed pod
         shows as ``up == 0``); Prometheus picks changes up from the file within a second."""
-        groups = [{"targets": [f"{LOOPBACK}:{pod.port}"], "labels": self.declared.model_target_labels(pod.name)}
-                  for pod in self.pods]
+        groups = [{"targets": [f"{LOOPBACK}:{pod.port}"],
+                   "labels": (pod.declared or self.declared).model_target_labels(pod.name)} for pod in self.pods]
         temporary = self.sd_file.with_suffix(".tmp")
         temporary.write_text(json.dumps(groups, indent=1))
         temporary.replace(self.sd_file)  # atomic: Prometheus never reads half a file
@@ -335,24 +344,27 @@ class Trio:
         self.ports.add(port)
         return port
 
-    def _new_pod(self) -> Pod:
+    def _new_pod(self, declared: Declared | None = None, extra_env: Mapping[str, str] | None = None) -> Pod:
+        """A pod of the Trio's Deployment, or of ``declared``'s (a canary's), with ``extra_env`` on top."""
+        declared = declared or self.declared
         self._pod_count += 1
-        name = f"{self.declared.model_name}-{pod_template_hash(self.declared.deployment)}-{self._pod_count:05d}"
+        name = f"{declared.model_name}-{pod_template_hash(declared.deployment)}-{self._pod_count:05d}"
         port = self._port()
         base = {k: v for k, v in os.environ.items() if not k.startswith("MODEL_")}
         env = {
             **base,
-            **self.declared.container_env(),
+            **declared.container_env(),
             contract.ENV_HOST: LOOPBACK,  # the pod's IP
             contract.ENV_PORT: str(port),  # the local port that stands for the container port
             contract.ENV_ARTIFACT_DIR: str(train_artifact(self.workdir / "model")),  # where the image trains into
             "OPENBLAS_NUM_THREADS": "1",
             "OMP_NUM_THREADS": "1",
+            **(extra_env or {}),
         }
         process = ManagedProcess(
             name, [sys.executable, "-m", "model_service.serve"], log_dir=self.workdir / "logs", ports=[port], env=env
         )
-        return Pod(name=name, port=port, process=process)
+        return Pod(name=name, port=port, process=process, declared=declared if declared is not self.declared else None)
 
     def _start_pod(self, pod: Pod) -> None:
         pod.process.start()
@@ -426,6 +438,16 @@ class Trio:
 
         poll("model service scraped", scraped, timeout=timeout,
              diagnose=lambda: json.dumps(self.prom.targets(), indent=1)[:4000])
+
+    def add_pod(self, declared: Declared, extra_env: Mapping[str, str] | None = None) -> Pod:
+        """Start a pod of another Deployment behind the same Service (a canary's, beside the Trio's pods): an
+        endpoint with that Deployment's target labels, scraped before this returns, stopped with the others."""
+        pod = self._new_pod(declared, extra_env)
+        self._start_pod(pod)
+        self.pods.append(pod)
+        self._write_endpoints()
+        self.wait_scraped(pod)
+        return pod
 
     def deploy(self, faults: Mapping[str, float] | None = None) -> Declared:
         """Apply the program with ``faults`` (None: none); a changed pod template rolls out as a Deployment

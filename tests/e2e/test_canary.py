@@ -1,0 +1,85 @@
+"""A canary beside the stable version: its pods behind the same Service and scrape job, every series labelled
+with its track, and a canary that fails more than the stable version reaches the receiver as
+``ModelCanaryWorseThanStable``.
+
+The suite's servers (``Trio``) run the stable pod as in the other scenarios; the canary is a second service process
+configured from the canary Deployment the program declares (its environment, its target labels), with fault
+injection standing in for a worse image (the suite runs one build of the service), and traffic of its own, as
+the Service would send it a share.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+
+import pytest
+from model_service import contract
+
+from components.contracts import TRACK_CANARY, TRACK_SERIES_LABEL, TRACK_STABLE
+from components.monitors.canary_rules import CANARY_ALERT, CRITERION_LABEL, ERROR_RATIO
+from tests.e2e.conftest import STACK_FILE, TIMINGS
+from tests.e2e.stack import Trio, declare, running_trio
+from tests.processes import poll
+from tests.traffic import HEALTHY, Traffic
+
+pytestmark = pytest.mark.e2e
+
+CANARY_IMAGE = "registry.example.com/ml-team/ml-model-service:1.1.0"
+"""The canary's image as the stack file would name it; locally its process runs the suite's build."""
+CANARY_ERROR_RATIO = 0.3
+"""Share of the canary's predictions answered 500: far past the stable's (none) plus the margin."""
+CANARY_TRAFFIC = dataclasses.replace(HEALTHY, rate=5)
+"""A quarter of the stable's requests, as a canary with one replica beside more stable ones gets."""
+
+
+@pytest.fixture(scope="module")
+def trio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trio]:
+    with running_trio(STACK_FILE, tmp_path_factory.mktemp("canary")) as servers:
+        yield servers
+
+
+def scope(trio: Trio) -> str:
+    return f'namespace="{trio.declared.namespace}", job="{trio.declared.job}"'
+
+
+def test_a_failing_canary_notifies_that_it_is_worse_than_stable(trio: Trio) -> None:
+    model = trio.declared.model_name
+    canary = declare(
+        STACK_FILE, time_scale=trio.time_scale, workload=f"{model}-canary",
+        settings={"canary": {"image": CANARY_IMAGE}, "acceptedVersions": ["1.0.0", "1.1.0"]},
+    )
+    assert canary.deployment["spec"]["template"]["metadata"]["labels"]["track"] == TRACK_CANARY
+    assert canary.job == trio.declared.job, "the canary's pods are targets of the same scrape job"
+
+    started = time.time()
+    pod = trio.add_pod(canary, {contract.ENV_FAULT_ERROR_RATIO: repr(CANARY_ERROR_RATIO)})
+    traffic = Traffic(pod.url)
+    traffic.set_profile(CANARY_TRAFFIC)
+    traffic.start()
+    try:
+        # Every series of either pod carries its track, as the operator's podTargetLabels make it.
+        tracks = f"count by ({TRACK_SERIES_LABEL}) ({contract.MODEL_INFO.name}{{{scope(trio)}}})"
+        poll("model_info of both tracks", lambda: {r["metric"].get(TRACK_SERIES_LABEL)
+                                                   for r in trio.prom.query(tracks)} == {TRACK_STABLE, TRACK_CANARY},
+             timeout=60, interval=0.5, diagnose=trio.diagnose)
+
+        settings = trio.declared.monitors.canary
+        deadline = trio.scale.seconds(settings.window) + trio.scale.seconds("10m") + 120
+        posted = trio.receiver.wait_for("webhook", CANARY_ALERT, "firing", since=started, timeout=deadline)
+        TIMINGS["failing canary started to its notification (s)"] = posted.received_at - started
+        labels = [a.labels for a in posted.alerts if a.name == CANARY_ALERT and a.status == "firing"]
+        assert any(a[CRITERION_LABEL] == "error_ratio" for a in labels), labels
+        assert all(a["severity"] == "warning" and a["namespace"] == trio.declared.namespace
+                   and a["job"] == trio.declared.job for a in labels), labels
+        trio.receiver.wait_for("slack", CANARY_ALERT, "firing", since=started, timeout=30)
+
+        # The recordings say why: the canary's error ratio far above the stable's, which answers every request.
+        ratios = {r["metric"][TRACK_SERIES_LABEL]: float(r["value"][1])
+                  for r in trio.prom.query(f"{ERROR_RATIO}{{{scope(trio)}}}")}
+        assert ratios[TRACK_STABLE] == 0.0, ratios
+        assert ratios[TRACK_CANARY] > settings.max_error_ratio_increase, ratios
+        assert traffic.errors == [], traffic.errors
+    finally:
+        traffic.stop()
