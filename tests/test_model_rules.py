@@ -230,6 +230,7 @@ def test_memory_near_the_limit(tmp_path: Path):
 
 def test_every_alert_is_exercised_by_a_promtool_test():
     """Each alert the monitors declare is named, by its constant, in a promtool rule test of this suite."""
+    import components.monitors.data_quality_rules
     import components.monitors.drift_rules
     import components.monitors.model_rules
     import components.monitors.model_slos
@@ -240,7 +241,8 @@ def test_every_alert_is_exercised_by_a_promtool_test():
             for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Name)}
     constants = {
         value: name
-        for module in (components.monitors.model_rules, components.monitors.drift_rules, components.monitors.model_slos)
+        for module in (components.monitors.model_rules, components.monitors.drift_rules, components.monitors.model_slos,
+                       components.monitors.data_quality_rules)
         for name, value in vars(module).items()
         if name.endswith("_ALERT")
     }

@@ -24,6 +24,7 @@ from model_service import contract
 
 from components.contracts import CLUSTER_LABEL, LOCAL_STORE, MODEL_LABEL, TEAM_LABEL, DiscoveryContract, common_labels
 from components.monitors.config import ModelMonitorsConfig
+from components.monitors.data_quality_rules import InputQualitySettings, input_quality_rule_group
 from components.monitors.drift_rules import DriftSettings, DriftThresholds, drift_rule_group
 from components.monitors.model_rules import (
     AccuracySettings,
@@ -206,6 +207,12 @@ def rule_groups(
                                   period_matchers=period_matchers, **common)
     groups.append(drift_rule_group(drift_settings(settings), name=f"{job}-drift", scope=scope, **common))
     groups.append(accuracy_rule_group(accuracy_settings(settings), name=f"{job}-accuracy", scope=scope, **common))
+    quality = settings.data_quality
+    groups.append(input_quality_rule_group(
+        InputQualitySettings(max_issue_ratio=quality.max_issue_ratio, window=quality.window,
+                             min_window_records=quality.min_window_records, for_=quality.for_),
+        name=f"{job}-data-quality", scope=scope, **common,
+    ))
     groups.append(target_rule_group(name=f"{job}-targets", scope=scope, labels=model, **common))
     groups.append(
         resource_rule_group(
