@@ -58,7 +58,7 @@ def test_interface_model_and_infrastructure_rows():
                       "SLO error budget left"],
         "Model": ["Predictions by class", "Predicted class share", "Confidence quantiles",
                   "Feature drift: PSI over the short window", "Feature drift: JS distance over the short window",
-                  "Accuracy"],
+                  "Accuracy", "Input data quality"],
         "Infrastructure": ["CPU", "Memory against the limit", "Restarts (last hour)", "Replicas"],
     }
 

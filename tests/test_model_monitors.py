@@ -100,7 +100,7 @@ def test_prometheus_rule_holds_the_rendered_groups_and_passes_promtool(tmp_path:
     assert set(outputs["alert_names"]) == {
         "ModelAvailabilityErrorBudgetBurn", "ModelLatencyErrorBudgetBurn", "ModelFeatureDrift",
         "ModelPredictionDrift", "ModelAccuracyBelowFloor", "ModelTargetDown", "ModelTargetAbsent",
-        "ModelPodRestarting", "ModelMemoryNearLimit",
+        "ModelPodRestarting", "ModelMemoryNearLimit", "ModelInputQualityIssues",
     }
     # promtool reads rule files, not PrometheusRule objects: the CR's spec is one.
     rule_file = tmp_path / "rules.yaml"

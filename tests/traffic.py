@@ -87,3 +87,8 @@ class Traffic:
 def drifted(feature: str, sigmas: float) -> LoadConfig:
     """Healthy traffic with one feature shifted by ``sigmas`` training standard deviations, at once."""
     return dataclasses.replace(HEALTHY, drift=DriftSpec(shift={feature: sigmas}, onset="sudden"))
+
+
+def out_of_range(feature: str, share: float) -> LoadConfig:
+    """Healthy traffic with ``share`` of the records' ``feature`` outside its training range, at once."""
+    return dataclasses.replace(HEALTHY, out_of_range={feature: share})
