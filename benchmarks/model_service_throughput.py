@@ -8,8 +8,13 @@ with the ``serve`` extra, and ``wrk`` on the PATH, e.g. ``apt-get install -y wrk
 
 What it measures, in one run, on the same trained artifact, batch size 1, one inference process each:
 
-* ``ours``: ``python -m model_service.serve`` with the model metrics on (drift bins included);
+* ``ours``: ``python -m model_service.serve`` with every metric on (drift bins and input quality included);
+* ``ours-no-input-quality``: the same with ``MODEL_INPUT_QUALITY_METRICS_ENABLED=false`` (no input-quality
+  counters; everything else stays);
 * ``ours-no-model-metrics``: the same with ``MODEL_MODEL_METRICS_ENABLED=false`` (interface metrics stay);
+* ``ours-no-instrumentation``: the same app with ``MODEL_INSTRUMENTATION_ENABLED=false``, which updates no
+  instrument while ``/predict`` answers (no HTTP middleware, no model or input-quality metrics): the baseline
+  every instrument's cost is measured against;
 * ``mlserver-pw0``: MLServer + mlserver-sklearn with ``parallel_workers: 0`` (inference in the server
   process, like ours);
 * ``mlserver-pw1``: MLServer with its default ``parallel_workers: 1`` (one separate inference worker).
@@ -469,7 +474,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             work,
         )
 
-    servers = [ours("ours", {}), ours("ours-no-model-metrics", {"MODEL_MODEL_METRICS_ENABLED": "false"})]
+    servers = [
+        ours("ours", {}),
+        ours("ours-no-input-quality", {"MODEL_INPUT_QUALITY_METRICS_ENABLED": "false"}),
+        ours("ours-no-model-metrics", {"MODEL_MODEL_METRICS_ENABLED": "false"}),
+        ours("ours-no-instrumentation", {"MODEL_INSTRUMENTATION_ENABLED": "false"}),
+    ]
     if not args.skip_mlserver:
         environment = ensure_mlserver_venv(python)
         for workers in (0, 1):
@@ -528,7 +538,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 else ""
             )
             print(
-                f"# cycle {cycle} {server.name:<22} {saturated.rps:7.0f} req/s  "
+                f"# cycle {cycle} {server.name:<24} {saturated.rps:7.0f} req/s  "
                 f"p50 {saturated.p50_ms:5.2f} ms  p99 {saturated.p99_ms:6.2f} ms | "
                 f"{args.rate:g} req/s: p50 {opened.p50_ms:5.2f} ms  p99 {opened.p99_ms:6.2f} ms "
                 f"({opened.ok}/{opened.sent} ok) | RSS {rss:.0f} MiB | {series} series{problems}",
@@ -569,8 +579,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print()
     print("ratios (per cycle, median [min-max]):")
-    cost = [100 * (1 - rps(i, "ours") / rps(i, "ours-no-model-metrics")) for i in range(args.cycles)]
-    row("model metrics cost, 1 - req/s(on) / req/s(off)", f"{spread(cost, 1)} %  (target < 10 %)")
+    def cost(on: str, off: str) -> str:
+        return spread([100 * (1 - rps(i, on) / rps(i, off)) for i in range(args.cycles)], 1) + " %"
+
+    row("all metrics cost, 1 - req/s(all) / req/s(none)", cost("ours", "ours-no-instrumentation")
+        + "  (target < 10 %)")
+    row("input-quality counters cost, against all but them", cost("ours", "ours-no-input-quality"))
+    row("model metrics cost, 1 - req/s(on) / req/s(off)", cost("ours", "ours-no-model-metrics"))
+    row("interface metrics cost, no model metrics against none",
+        cost("ours-no-model-metrics", "ours-no-instrumentation"))
+    row("p99 saturated, all / none", paired("ours", "ours-no-instrumentation", p99_sat))
+    row(f"p99 at {args.rate:g} req/s, all / none", paired("ours", "ours-no-instrumentation", p99_open))
     row("p99 saturated, on / off", paired("ours", "ours-no-model-metrics", p99_sat))
     row(f"p99 at {args.rate:g} req/s, on / off", paired("ours", "ours-no-model-metrics", p99_open))
     for peer in ("mlserver-pw0", "mlserver-pw1"):
@@ -586,6 +605,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("series exposed by one replica of the service (metrics on) after a realistic run")
     print("(predict with gradual drift, feedback on half the predictions, 5 % malformed, probes, scrapes):")
     for line in realistic_series(python, ours("ours-series", {}), logs):
+        print(line)
+    print("the same without the input-quality counters:")
+    for line in realistic_series(
+        python, ours("ours-series-no-input-quality", {"MODEL_INPUT_QUALITY_METRICS_ENABLED": "false"}), logs
+    ):
         print(line)
     print()
     print(f"# load average at end: {load_average()}; wall time {time.time() - started:.0f} s; logs in {logs}")
