@@ -140,6 +140,35 @@ class Server:
             pass
         self.process = None
 
+    def _group(self) -> list[Path]:
+        """``/proc`` entries of every process in the server's process group."""
+        assert self.process is not None
+        members = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2]) == self.process.pid:
+                    members.append(entry)
+            except (OSError, ValueError, IndexError):
+                continue
+        return members
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU time consumed so far by the server's processes.
+
+        Throughput on a shared machine moves with whatever else runs; the CPU time the server spends per request
+        moves much less, so it is the steadier measure of what instrumentation costs.
+        """
+        ticks = 0
+        for entry in self._group():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+            except (OSError, ValueError, IndexError):
+                continue
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def rss_mib(self) -> float:
         """Resident memory of every process in the server's process group."""
         assert self.process is not None
@@ -236,6 +265,9 @@ class Saturated:
     p99_ms: float
     non_2xx: int
     errors: int
+    requests: int
+    cpu_us: float = float("nan")
+    """Server CPU time (user and system, every process of the server) per request answered during the run."""
 
 
 def run_wrk(server: Server, seconds: float, connections: int, threads: int, script_dir: Path) -> Saturated:
@@ -272,6 +304,7 @@ def run_wrk(server: Server, seconds: float, connections: int, threads: int, scri
         p99_ms=p99,
         non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
         errors=sum(int(g) for g in errors.groups()) if errors else 0,
+        requests=int(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
     )
 
 
@@ -522,7 +555,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             server.start(logs)
             try:
                 run_wrk(server, 3, args.connections, args.wrk_threads, work)  # warm-up, discarded
+                cpu_before = server.cpu_seconds()
                 saturated = run_wrk(server, args.saturated_seconds, args.connections, args.wrk_threads, work)
+                saturated.cpu_us = (server.cpu_seconds() - cpu_before) / max(saturated.requests, 1) * 1e6
                 opened = run_open_loop(server, args.rate, args.open_loop_seconds)
                 rss = server.rss_mib()
                 series = server.series()
@@ -538,7 +573,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 else ""
             )
             print(
-                f"# cycle {cycle} {server.name:<24} {saturated.rps:7.0f} req/s  "
+                f"# cycle {cycle} {server.name:<24} {saturated.rps:7.0f} req/s  {saturated.cpu_us:6.1f} us CPU/req  "
                 f"p50 {saturated.p50_ms:5.2f} ms  p99 {saturated.p99_ms:6.2f} ms | "
                 f"{args.rate:g} req/s: p50 {opened.p50_ms:5.2f} ms  p99 {opened.p99_ms:6.2f} ms "
                 f"({opened.ok}/{opened.sent} ok) | RSS {rss:.0f} MiB | {series} series{problems}",
@@ -549,7 +584,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"{'server':<24}{'req/s saturated':>22}{'p50 sat (ms)':>20}{'p99 sat (ms)':>22}"
         f"{'p50 @' + format(args.rate, 'g') + ' (ms)':>20}{'p99 @' + format(args.rate, 'g') + ' (ms)':>22}"
-        f"{'RSS (MiB)':>18}{'series':>9}"
+        f"{'RSS (MiB)':>18}{'series':>9}{'CPU/req (us)':>24}"
     )
     for server in servers:
         sat = results.saturated[server.name]
@@ -558,7 +593,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{server.name:<24}{spread([s.rps for s in sat], 0):>22}{spread([s.p50_ms for s in sat], 2):>20}"
             f"{spread([s.p99_ms for s in sat], 2):>22}{spread([o.p50_ms for o in ol], 2):>20}"
             f"{spread([o.p99_ms for o in ol], 2):>22}{spread(results.rss[server.name], 0):>18}"
-            f"{statistics.median(results.series[server.name]):>9.0f}"
+            f"{statistics.median(results.series[server.name]):>9.0f}{spread([s.cpu_us for s in sat], 1):>24}"
         )
 
     def paired(a: str, b: str, metric: Callable[[int, str], float]) -> str:
@@ -588,6 +623,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     row("model metrics cost, 1 - req/s(on) / req/s(off)", cost("ours", "ours-no-model-metrics"))
     row("interface metrics cost, no model metrics against none",
         cost("ours-no-model-metrics", "ours-no-instrumentation"))
+    def cpu(i: int, name: str) -> float:
+        return results.saturated[name][i].cpu_us
+
+    def cpu_cost(on: str, off: str) -> str:
+        return spread([100 * (cpu(i, on) / cpu(i, off) - 1) for i in range(args.cycles)], 1) + " %"
+
+    row("all metrics, server CPU per request: all / none - 1", cpu_cost("ours", "ours-no-instrumentation")
+        + "  (target < 10 %)")
+    row("input-quality counters, CPU per request", cpu_cost("ours", "ours-no-input-quality"))
+    row("model metrics, CPU per request", cpu_cost("ours", "ours-no-model-metrics"))
+    row("interface metrics, CPU per request", cpu_cost("ours-no-model-metrics", "ours-no-instrumentation"))
     row("p99 saturated, all / none", paired("ours", "ours-no-instrumentation", p99_sat))
     row(f"p99 at {args.rate:g} req/s, all / none", paired("ours", "ours-no-instrumentation", p99_open))
     row("p99 saturated, on / off", paired("ours", "ours-no-model-metrics", p99_sat))
