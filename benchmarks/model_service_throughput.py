@@ -424,6 +424,60 @@ def load_average() -> str:
         return "n/a"
 
 
+INSTRUMENTATION_VARIANTS: dict[str, dict[str, bool]] = {
+    "ours": {},
+    "ours-no-input-quality": {"input_quality_metrics_enabled": False},
+    "ours-no-model-metrics": {"model_metrics_enabled": False},
+    "ours-no-instrumentation": {"instrumentation_enabled": False},
+}
+"""The service's variants as settings, for the in-process measurement (the servers get the same as variables)."""
+
+
+def in_process_costs(artifact: Path, body: bytes, batches: int, per_batch: int) -> dict[str, float]:
+    """CPU microseconds the app takes per ``/predict``, called in this process without HTTP: the minimum over
+    batches.
+
+    CPU time of this thread rather than wall time, and the minimum of many batches: the figure least disturbed by
+    other work on a shared machine (a batch can only be slowed down, never sped up, by it). Without the HTTP
+    server and the network the app's own time is smaller than a served request's, so the same instruments weigh
+    more here than against a whole request.
+    """
+    from model_service.app import create_app
+    from model_service.settings import Settings
+
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": "/predict", "raw_path": b"/predict", "query_string": b"", "root_path": "",
+             "headers": headers, "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def measure(app: Any) -> float:
+        statuses: list[int] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        best = float("inf")
+        for _ in range(batches):
+            started = time.thread_time()
+            for _ in range(per_batch):
+                await app(dict(scope), receive, send)
+            best = min(best, (time.thread_time() - started) / per_batch)
+        if set(statuses) != {200}:
+            raise RuntimeError(f"in-process /predict answered {sorted(set(statuses))}")
+        return best * 1e6
+
+    results = {}
+    for name, overrides in INSTRUMENTATION_VARIANTS.items():
+        settings = Settings(artifact_dir=artifact, feedback_signing_key="benchmark-signing-key-0123",
+                            log_level="warning", **overrides)
+        results[name] = asyncio.run(measure(create_app(settings, load="now")))
+    return results
+
+
 def realistic_series(python: str, base: Server, logs: Path) -> list[str]:
     """Series and memory of the service after a realistic mix, and after three times more of it."""
     from model_service.loadgen import DriftSpec, LoadConfig, run
@@ -465,6 +519,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--wrk-threads", type=int, default=2)
     parser.add_argument("--skip-mlserver", action="store_true")
+    parser.add_argument("--in-process-batches", type=int, default=30)
+    parser.add_argument("--in-process-requests", type=int, default=1000, help="requests per in-process batch")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk not found: apt-get install -y wrk", file=sys.stderr)
@@ -647,6 +703,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     worst = max(o.p99_ms for o in results.open_loop["ours"])
     print(f"  ours p99 at {args.rate:g} req/s, worst cycle: {worst:.2f} ms  (target < 20 ms, aim < 5 ms)")
 
+    print()
+    print(f"in-process /predict, the app alone (no HTTP server), min over {args.in_process_batches} batches of "
+          f"{args.in_process_requests}:")
+    costs = in_process_costs(artifact, ours_body, args.in_process_batches, args.in_process_requests)
+    for name, micros in costs.items():
+        extra = micros - costs["ours-no-instrumentation"]
+        print(f"  {name:<24}{micros:8.1f} us per request  (+{extra:5.1f} us over no instrumentation)")
+    quality = costs["ours"] - costs["ours-no-input-quality"]
+    served = statistics.median(s.cpu_us for s in results.saturated["ours-no-instrumentation"])
+    print(f"  all instruments add {costs['ours'] - costs['ours-no-instrumentation']:.1f} us, the input-quality "
+          f"counters {quality:.1f} us; against the server's median CPU per request without instrumentation "
+          f"({served:.0f} us, HTTP included): {100 * (costs['ours'] - costs['ours-no-instrumentation']) / served:.1f} %"
+          f" and {100 * quality / served:.1f} %")
     print()
     print("series exposed by one replica of the service (metrics on) after a realistic run")
     print("(predict with gradual drift, feedback on half the predictions, 5 % malformed, probes, scrapes):")
