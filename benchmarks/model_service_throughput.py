@@ -8,8 +8,13 @@ with the ``serve`` extra, and ``wrk`` on the PATH, e.g. ``apt-get install -y wrk
 
 What it measures, in one run, on the same trained artifact, batch size 1, one inference process each:
 
-* ``ours``: ``python -m model_service.serve`` with the model metrics on (drift bins included);
+* ``ours``: ``python -m model_service.serve`` with every metric on (drift bins and input quality included);
+* ``ours-no-input-quality``: the same with ``MODEL_INPUT_QUALITY_METRICS_ENABLED=false`` (no input-quality
+  counters; everything else stays);
 * ``ours-no-model-metrics``: the same with ``MODEL_MODEL_METRICS_ENABLED=false`` (interface metrics stay);
+* ``ours-no-instrumentation``: the same app with ``MODEL_INSTRUMENTATION_ENABLED=false``, which updates no
+  instrument while ``/predict`` answers (no HTTP middleware, no model or input-quality metrics): the baseline
+  every instrument's cost is measured against;
 * ``mlserver-pw0``: MLServer + mlserver-sklearn with ``parallel_workers: 0`` (inference in the server
   process, like ours);
 * ``mlserver-pw1``: MLServer with its default ``parallel_workers: 1`` (one separate inference worker).
@@ -135,6 +140,35 @@ class Server:
             pass
         self.process = None
 
+    def _group(self) -> list[Path]:
+        """``/proc`` entries of every process in the server's process group."""
+        assert self.process is not None
+        members = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2]) == self.process.pid:
+                    members.append(entry)
+            except (OSError, ValueError, IndexError):
+                continue
+        return members
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU time consumed so far by the server's processes.
+
+        Throughput on a shared machine moves with whatever else runs; the CPU time the server spends per request
+        moves much less, so it is the steadier measure of what instrumentation costs.
+        """
+        ticks = 0
+        for entry in self._group():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+            except (OSError, ValueError, IndexError):
+                continue
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def rss_mib(self) -> float:
         """Resident memory of every process in the server's process group."""
         assert self.process is not None
@@ -231,6 +265,9 @@ class Saturated:
     p99_ms: float
     non_2xx: int
     errors: int
+    requests: int
+    cpu_us: float = float("nan")
+    """Server CPU time (user and system, every process of the server) per request answered during the run."""
 
 
 def run_wrk(server: Server, seconds: float, connections: int, threads: int, script_dir: Path) -> Saturated:
@@ -267,6 +304,7 @@ def run_wrk(server: Server, seconds: float, connections: int, threads: int, scri
         p99_ms=p99,
         non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
         errors=sum(int(g) for g in errors.groups()) if errors else 0,
+        requests=int(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
     )
 
 
@@ -386,6 +424,63 @@ def load_average() -> str:
         return "n/a"
 
 
+INSTRUMENTATION_VARIANTS: dict[str, dict[str, bool]] = {
+    "ours": {},
+    "ours-no-input-quality": {"input_quality_metrics_enabled": False},
+    "ours-no-model-metrics": {"model_metrics_enabled": False},
+    "ours-no-instrumentation": {"instrumentation_enabled": False},
+}
+"""The service's variants as settings, for the in-process measurement (the servers get the same as variables)."""
+
+
+def in_process_costs(artifact: Path, body: bytes, batches: int, per_batch: int) -> dict[str, float]:
+    """CPU microseconds the app takes per ``/predict``, called in this process without HTTP: the minimum over
+    batches.
+
+    CPU time of this thread rather than wall time, and the minimum of many batches: the figure least disturbed by
+    other work on a shared machine (a batch can only be slowed down, never sped up, by it). Without the HTTP
+    server and the network the app's own time is smaller than a served request's, so the same instruments weigh
+    more here than against a whole request.
+    """
+    from model_service.app import create_app
+    from model_service.settings import Settings
+
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": "/predict", "raw_path": b"/predict", "query_string": b"", "root_path": "",
+             "headers": headers, "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    statuses: set[int] = set()
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.add(message["status"])
+
+    async def measure(apps: dict[str, Any]) -> dict[str, float]:
+        # Variants take turns batch by batch, so a change in the machine's load weighs on all of them alike.
+        best = dict.fromkeys(apps, float("inf"))
+        for _ in range(batches):
+            for name, app in apps.items():
+                started = time.thread_time()
+                for _ in range(per_batch):
+                    await app(dict(scope), receive, send)
+                best[name] = min(best[name], (time.thread_time() - started) / per_batch)
+        return {name: seconds * 1e6 for name, seconds in best.items()}
+
+    apps = {
+        name: create_app(Settings(artifact_dir=artifact, feedback_signing_key="benchmark-signing-key-0123",
+                                  log_level="warning", **overrides), load="now")
+        for name, overrides in INSTRUMENTATION_VARIANTS.items()
+    }
+    results = asyncio.run(measure(apps))
+    if statuses != {200}:
+        raise RuntimeError(f"in-process /predict answered {sorted(statuses)}")
+    return results
+
+
 def realistic_series(python: str, base: Server, logs: Path) -> list[str]:
     """Series and memory of the service after a realistic mix, and after three times more of it."""
     from model_service.loadgen import DriftSpec, LoadConfig, run
@@ -427,6 +522,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--wrk-threads", type=int, default=2)
     parser.add_argument("--skip-mlserver", action="store_true")
+    parser.add_argument("--in-process-batches", type=int, default=30)
+    parser.add_argument("--in-process-requests", type=int, default=1000, help="requests per in-process batch")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk not found: apt-get install -y wrk", file=sys.stderr)
@@ -469,7 +566,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             work,
         )
 
-    servers = [ours("ours", {}), ours("ours-no-model-metrics", {"MODEL_MODEL_METRICS_ENABLED": "false"})]
+    servers = [
+        ours("ours", {}),
+        ours("ours-no-input-quality", {"MODEL_INPUT_QUALITY_METRICS_ENABLED": "false"}),
+        ours("ours-no-model-metrics", {"MODEL_MODEL_METRICS_ENABLED": "false"}),
+        ours("ours-no-instrumentation", {"MODEL_INSTRUMENTATION_ENABLED": "false"}),
+    ]
     if not args.skip_mlserver:
         environment = ensure_mlserver_venv(python)
         for workers in (0, 1):
@@ -512,7 +614,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             server.start(logs)
             try:
                 run_wrk(server, 3, args.connections, args.wrk_threads, work)  # warm-up, discarded
+                cpu_before = server.cpu_seconds()
                 saturated = run_wrk(server, args.saturated_seconds, args.connections, args.wrk_threads, work)
+                saturated.cpu_us = (server.cpu_seconds() - cpu_before) / max(saturated.requests, 1) * 1e6
                 opened = run_open_loop(server, args.rate, args.open_loop_seconds)
                 rss = server.rss_mib()
                 series = server.series()
@@ -528,7 +632,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 else ""
             )
             print(
-                f"# cycle {cycle} {server.name:<22} {saturated.rps:7.0f} req/s  "
+                f"# cycle {cycle} {server.name:<24} {saturated.rps:7.0f} req/s  {saturated.cpu_us:6.1f} us CPU/req  "
                 f"p50 {saturated.p50_ms:5.2f} ms  p99 {saturated.p99_ms:6.2f} ms | "
                 f"{args.rate:g} req/s: p50 {opened.p50_ms:5.2f} ms  p99 {opened.p99_ms:6.2f} ms "
                 f"({opened.ok}/{opened.sent} ok) | RSS {rss:.0f} MiB | {series} series{problems}",
@@ -539,7 +643,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"{'server':<24}{'req/s saturated':>22}{'p50 sat (ms)':>20}{'p99 sat (ms)':>22}"
         f"{'p50 @' + format(args.rate, 'g') + ' (ms)':>20}{'p99 @' + format(args.rate, 'g') + ' (ms)':>22}"
-        f"{'RSS (MiB)':>18}{'series':>9}"
+        f"{'RSS (MiB)':>18}{'series':>9}{'CPU/req (us)':>24}"
     )
     for server in servers:
         sat = results.saturated[server.name]
@@ -548,7 +652,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{server.name:<24}{spread([s.rps for s in sat], 0):>22}{spread([s.p50_ms for s in sat], 2):>20}"
             f"{spread([s.p99_ms for s in sat], 2):>22}{spread([o.p50_ms for o in ol], 2):>20}"
             f"{spread([o.p99_ms for o in ol], 2):>22}{spread(results.rss[server.name], 0):>18}"
-            f"{statistics.median(results.series[server.name]):>9.0f}"
+            f"{statistics.median(results.series[server.name]):>9.0f}{spread([s.cpu_us for s in sat], 1):>24}"
         )
 
     def paired(a: str, b: str, metric: Callable[[int, str], float]) -> str:
@@ -569,8 +673,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print()
     print("ratios (per cycle, median [min-max]):")
-    cost = [100 * (1 - rps(i, "ours") / rps(i, "ours-no-model-metrics")) for i in range(args.cycles)]
-    row("model metrics cost, 1 - req/s(on) / req/s(off)", f"{spread(cost, 1)} %  (target < 10 %)")
+    def cost(on: str, off: str) -> str:
+        return spread([100 * (1 - rps(i, on) / rps(i, off)) for i in range(args.cycles)], 1) + " %"
+
+    row("all metrics cost, 1 - req/s(all) / req/s(none)", cost("ours", "ours-no-instrumentation")
+        + "  (target < 10 %)")
+    row("input-quality counters cost, against all but them", cost("ours", "ours-no-input-quality"))
+    row("model metrics cost, 1 - req/s(on) / req/s(off)", cost("ours", "ours-no-model-metrics"))
+    row("interface metrics cost, no model metrics against none",
+        cost("ours-no-model-metrics", "ours-no-instrumentation"))
+    def cpu(i: int, name: str) -> float:
+        return results.saturated[name][i].cpu_us
+
+    def cpu_cost(on: str, off: str) -> str:
+        return spread([100 * (cpu(i, on) / cpu(i, off) - 1) for i in range(args.cycles)], 1) + " %"
+
+    row("all metrics, server CPU per request: all / none - 1", cpu_cost("ours", "ours-no-instrumentation")
+        + "  (target < 10 %)")
+    row("input-quality counters, CPU per request", cpu_cost("ours", "ours-no-input-quality"))
+    row("model metrics, CPU per request", cpu_cost("ours", "ours-no-model-metrics"))
+    row("interface metrics, CPU per request", cpu_cost("ours-no-model-metrics", "ours-no-instrumentation"))
+    row("p99 saturated, all / none", paired("ours", "ours-no-instrumentation", p99_sat))
+    row(f"p99 at {args.rate:g} req/s, all / none", paired("ours", "ours-no-instrumentation", p99_open))
     row("p99 saturated, on / off", paired("ours", "ours-no-model-metrics", p99_sat))
     row(f"p99 at {args.rate:g} req/s, on / off", paired("ours", "ours-no-model-metrics", p99_open))
     for peer in ("mlserver-pw0", "mlserver-pw1"):
@@ -583,9 +707,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  ours p99 at {args.rate:g} req/s, worst cycle: {worst:.2f} ms  (target < 20 ms, aim < 5 ms)")
 
     print()
+    print(f"in-process /predict, the app alone (no HTTP server), min over {args.in_process_batches} batches of "
+          f"{args.in_process_requests}:")
+    costs = in_process_costs(artifact, ours_body, args.in_process_batches, args.in_process_requests)
+    for name, micros in costs.items():
+        extra = micros - costs["ours-no-instrumentation"]
+        print(f"  {name:<24}{micros:8.1f} us per request  (+{extra:5.1f} us over no instrumentation)")
+    quality = costs["ours"] - costs["ours-no-input-quality"]
+    served = statistics.median(s.cpu_us for s in results.saturated["ours-no-instrumentation"])
+    print(f"  all instruments add {costs['ours'] - costs['ours-no-instrumentation']:.1f} us, the input-quality "
+          f"counters {quality:.1f} us; against the server's median CPU per request without instrumentation "
+          f"({served:.0f} us, HTTP included): {100 * (costs['ours'] - costs['ours-no-instrumentation']) / served:.1f} %"
+          f" and {100 * quality / served:.1f} %")
+    print()
     print("series exposed by one replica of the service (metrics on) after a realistic run")
     print("(predict with gradual drift, feedback on half the predictions, 5 % malformed, probes, scrapes):")
     for line in realistic_series(python, ours("ours-series", {}), logs):
+        print(line)
+    print("the same without the input-quality counters:")
+    for line in realistic_series(
+        python, ours("ours-series-no-input-quality", {"MODEL_INPUT_QUALITY_METRICS_ENABLED": "false"}), logs
+    ):
         print(line)
     print()
     print(f"# load average at end: {load_average()}; wall time {time.time() - started:.0f} s; logs in {logs}")

@@ -101,6 +101,7 @@ def test_prometheus_rule_holds_the_rendered_groups_and_passes_promtool(tmp_path:
         "ModelAvailabilityErrorBudgetBurn", "ModelLatencyErrorBudgetBurn", "ModelFeatureDrift",
         "ModelPredictionDrift", "ModelAccuracyBelowFloor", "ModelTargetDown", "ModelTargetAbsent",
         "ModelPodRestarting", "ModelMemoryNearLimit", "ModelClassRecallBelowFloor", "ModelCanaryWorseThanStable",
+        "ModelInputQualityIssues",
     }  # the confidence and age alerts are off until their floor and maximum age are set
     # promtool reads rule files, not PrometheusRule objects: the CR's spec is one.
     rule_file = tmp_path / "rules.yaml"

@@ -241,6 +241,7 @@ def test_every_alert_is_exercised_by_a_promtool_test():
     """Each alert the monitors declare is named, by its constant, in a promtool rule test of this suite."""
     import components.monitors.canary_rules
     import components.monitors.class_quality_rules
+    import components.monitors.data_quality_rules
     import components.monitors.drift_rules
     import components.monitors.model_rules
     import components.monitors.model_slos
@@ -254,7 +255,8 @@ def test_every_alert_is_exercised_by_a_promtool_test():
         value: name
         for module in (components.monitors.model_rules, components.monitors.drift_rules, components.monitors.model_slos,
                        components.monitors.class_quality_rules, components.monitors.prediction_rules,
-                       components.monitors.canary_rules)
+                       components.monitors.canary_rules,
+                       components.monitors.data_quality_rules)
         for name, value in vars(module).items()
         if name.endswith("_ALERT")
     }

@@ -99,3 +99,8 @@ def scored(accuracy: float) -> LoadConfig:
     """Healthy traffic whose feedback makes the accuracy Prometheus computes converge to ``accuracy``, its errors
     spread over every class."""
     return dataclasses.replace(HEALTHY, feedback_accuracy=accuracy)
+
+
+def out_of_range(feature: str, share: float) -> LoadConfig:
+    """Healthy traffic with ``share`` of the records' ``feature`` outside its training range, at once."""
+    return dataclasses.replace(HEALTHY, out_of_range={feature: share})

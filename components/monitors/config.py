@@ -175,6 +175,35 @@ class CanaryConfig(Section):
     )
 
 
+class DataQualityConfig(Section):
+    """Shares of the model's input records with a problem in one feature: missing, null, non-finite or out of the
+    training range."""
+
+    max_issue_ratio: float = Field(
+        0.01, gt=0, lt=1, description="Share of the window's records with one kind of problem in one feature above "
+        "which the model alerts.", examples=[0.05],
+    )
+    window: Window = Field("1h", description="Window the shares are computed over.", examples=["30m"])
+    min_window_records: int = Field(
+        1000, ge=1, description="Records the window needs before a share may alert: below it, a few bad records "
+        "make a large share.", examples=[500],
+    )
+    for_: Window = Field(
+        "10m", alias="for", description="How long a share must stay above maxIssueRatio before the alert fires.",
+        examples=["15m"],
+    )
+
+    @model_validator(mode="after")
+    def _hold_within_window(self) -> DataQualityConfig:
+        if parse_duration(self.for_) >= parse_duration(self.window):
+            raise ValueError(
+                f"for must be shorter than window (got for={self.for_}, window={self.window}): the window already "
+                "smooths the share, a hold as long as it only delays the alert by more than a whole window; lower "
+                "for or widen window"
+            )
+        return self
+
+
 def _default_latency_slos() -> tuple[LatencySloConfig, ...]:
     """The contract's thresholds (a tight one for most requests, a loose one for nearly all), with objectives."""
     objectives = (95.0, 99.0)
@@ -208,6 +237,7 @@ class ModelMonitorsConfig(Section):
         "stale; none: no alert. Calendar time, never scaled by timeScale.", examples=["30d"],
     )
     canary: CanaryConfig = CanaryConfig()
+    data_quality: DataQualityConfig = DataQualityConfig()
     memory_near_limit_ratio: float = Field(
         0.9, gt=0, lt=1, description="Share of a container's memory limit its working set may reach before "
         "an alert.", examples=[0.85],
@@ -260,6 +290,7 @@ class ModelMonitorsConfig(Section):
             "accuracy.window": scale.milliseconds(self.accuracy.window),
             "confidence.window": scale.milliseconds(self.confidence.window),
             "canary.window": scale.milliseconds(self.canary.window),
+            "dataQuality.window": scale.milliseconds(self.data_quality.window),
         }
 
     @property

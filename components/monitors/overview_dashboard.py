@@ -58,6 +58,7 @@ from components.monitors.cluster_metrics import (
     NAMESPACE_WORKLOAD_POD,
 )
 from components.monitors.dashboard_ids import dashboard_uid
+from components.monitors.data_quality_rules import ISSUE_RATIO_OVER_WINDOW, ISSUE_RATIO_THRESHOLD
 from components.monitors.drift_rules import JS_SHORT_WINDOW, JS_THRESHOLD_SERIES, PSI_SHORT_WINDOW, PSI_THRESHOLD_SERIES
 from components.monitors.model_rules import ACCURACY_FLOOR, ACCURACY_OVER_WINDOW, CONTAINER_RESTARTS, MEMORY_NEAR_LIMIT
 from components.monitors.rule_model import Matcher, by, selector
@@ -257,6 +258,17 @@ def model_dashboard(title: str = MODEL_DASHBOARD_TITLE) -> dashboard.Dashboard:
                 "percentunit",
                 [(_of_model(ACCURACY_OVER_WINDOW), _legend("{{model_version}} ({{window}})")),
                  (_of_model(ACCURACY_FLOOR), _legend("threshold {{model_version}}"))],
+            ),
+            "threshold .*",
+        ),
+        _threshold_lines(
+            _timeseries(
+                "Input data quality", "Share of the input records with a problem in one feature (missing, null, "
+                "non-finite: refused; out of range of training: served) over the model's data-quality window (in the "
+                "legend), per feature and kind, and the maximum share dashed.",
+                "percentunit",
+                [(_of_model(ISSUE_RATIO_OVER_WINDOW), _legend("{{feature}} {{kind}} {{model_version}} ({{window}})")),
+                 (_of_model(ISSUE_RATIO_THRESHOLD), _legend("threshold {{model_version}}"))],
             ),
             "threshold .*",
         ),

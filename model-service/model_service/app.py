@@ -43,6 +43,7 @@ from model_service.faults import EvenSpread
 from model_service.feedback import FeedbackRejected, PredictionIdCodec
 from model_service.metrics import InterfaceMetrics, ModelMetrics, new_registry
 from model_service.openapi import openapi_document
+from model_service.quality import InputQualityMetrics
 from model_service.settings import Settings
 
 log = logging.getLogger("model_service")
@@ -161,9 +162,16 @@ class ModelRuntime:
             self.predict_schema, self.feedback_schema,
             model_name=metadata.model_name, model_version=metadata.model_version,
         )
+        instrumented = settings.instrumentation_enabled
         versions = contract.scored_versions(metadata.model_version, settings.accepted_versions or ())
         self.metrics = ModelMetrics(
-            registry, metadata, prediction_metrics=settings.model_metrics_enabled, scored_versions=versions
+            registry, metadata, prediction_metrics=instrumented and settings.model_metrics_enabled,
+            scored_versions=versions,
+        )
+        self.quality = (
+            InputQualityMetrics(registry, metadata, settings.max_batch_size)
+            if instrumented and settings.input_quality_metrics_enabled
+            else None
         )
         self.codec = PredictionIdCodec(
             key,
@@ -179,9 +187,15 @@ class ModelRuntime:
         try:
             records = self.predict_schema.validate_json(body)["records"]
         except ValidationError as error:
-            raise _rejection(error.errors()) from None
+            errors = error.errors()
+            if self.quality is not None:
+                self.quality.observe_refused(body, errors)
+            raise _rejection(errors) from None
         names = self.feature_names
-        return np.array([[record[name] for name in names] for record in records], dtype=np.float64)
+        x = np.array([[record[name] for name in names] for record in records], dtype=np.float64)
+        if self.quality is not None:
+            self.quality.observe_accepted(x)
+        return x
 
 
 class ServiceState:
@@ -340,7 +354,8 @@ def create_app(
     state = ServiceState(settings, registry if registry is not None else new_registry())
 
     def rejected(route: str, rejection: RequestRejected) -> JSONResponse:
-        state.interface.invalid_request(route, rejection.reason)
+        if settings.instrumentation_enabled:
+            state.interface.invalid_request(route, rejection.reason)
         return JSONResponse({"detail": rejection.detail}, status_code=rejection.status)
 
     def not_ready() -> JSONResponse:
@@ -509,7 +524,8 @@ def create_app(
             Route(contract.ROUTE_DRIFT, drift, methods=["GET"]),
             Route(contract.ROUTE_OPENAPI, openapi, methods=["GET"]),
         ],
-        middleware=[Middleware(MetricsMiddleware, state=state)],
+        # Without instrumentation no request touches an instrument: the middleware is left out entirely.
+        middleware=[Middleware(MetricsMiddleware, state=state)] if settings.instrumentation_enabled else [],
         lifespan=lifespan,
     )
     app.state.service = state

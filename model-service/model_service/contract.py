@@ -88,7 +88,8 @@ LABEL_BIN: Final = "bin"
 for a categorical output. Rules must treat it as opaque and only join on it."""
 
 LABEL_KIND: Final = "kind"
-"""Kind of injected fault (:data:`FAULT_KINDS`) on :data:`FAULT_INJECTIONS`."""
+"""Kind of injected fault (:data:`FAULT_KINDS`) on :data:`FAULT_INJECTIONS`, and kind of input problem
+(:data:`INPUT_QUALITY_KINDS`) on :data:`INPUT_QUALITY_ISSUES`."""
 
 MODEL_LABELS: Final[tuple[str, str]] = (LABEL_MODEL_NAME, LABEL_MODEL_VERSION)
 """The labels that identify a model; aggregate model-layer series ``by`` at least these."""
@@ -196,6 +197,26 @@ the model does not know."""
 
 FAULT_KINDS: Final[tuple[str, ...]] = ("error", "latency")
 """Values of :data:`LABEL_KIND` on :data:`FAULT_INJECTIONS`: injected 5xx answers and injected delay."""
+
+QUALITY_MISSING: Final = "missing"
+"""A record without the feature's key (the request is refused with 422)."""
+QUALITY_NULL: Final = "null"
+"""The feature's value is JSON ``null`` (refused with 422)."""
+QUALITY_NON_FINITE: Final = "non_finite"
+"""The value is NaN or an infinity, as a JSON literal (``NaN``, ``Infinity``, ``1e999``) or as a string that
+reads as one (``"NaN"``, ``"inf"``); refused with 422."""
+QUALITY_OUT_OF_RANGE: Final = "out_of_range"
+"""A finite value below the smallest or above the largest value the feature had in training. The record is
+served (the model extrapolates) and counted."""
+
+INPUT_QUALITY_KINDS: Final[tuple[str, ...]] = (
+    QUALITY_MISSING,
+    QUALITY_NULL,
+    QUALITY_NON_FINITE,
+    QUALITY_OUT_OF_RANGE,
+)
+"""Values of :data:`LABEL_KIND` on :data:`INPUT_QUALITY_ISSUES`, every one exported per feature from load time
+on."""
 
 # --------------------------------------------------------------------------------------------------------
 # Metric names
@@ -390,6 +411,29 @@ DRIFT_BIN_REFERENCE_RATIO: Final = MetricSpec(
 )
 """The reference distribution, exported so rules need no per-model constants."""
 
+INPUT_RECORDS: Final = MetricSpec(
+    name="model_input_records_total",
+    type="counter",
+    labels=MODEL_LABELS,
+    help="Records of /predict bodies examined feature by feature, served or refused.",
+    model_layer=True,
+)
+"""The denominator of the input-quality ratios: every record of a body that is a JSON object whose ``records``
+list is within the batch limit, whether its request was served or refused. Records of bodies refused as a
+whole (invalid JSON, empty or oversized batch) are not examined and not counted."""
+
+INPUT_QUALITY_ISSUES: Final = MetricSpec(
+    name="model_input_quality_issues_total",
+    type="counter",
+    labels=(LABEL_MODEL_NAME, LABEL_MODEL_VERSION, LABEL_FEATURE, LABEL_KIND),
+    help="Records with a data-quality problem in one input feature, by feature and kind of problem.",
+    model_layer=True,
+)
+"""One increment per record and feature with a problem (:data:`INPUT_QUALITY_KINDS`). ``missing``, ``null``
+and ``non_finite`` records are refused (and their request counted in :data:`INVALID_REQUESTS`);
+``out_of_range`` records are served. Divided by :data:`INPUT_RECORDS`, it gives the share of each problem per
+feature over any window. Every (feature, kind) pair is exported from load time on, at zero."""
+
 INTERFACE_METRICS: Final[tuple[MetricSpec, ...]] = (
     HTTP_REQUESTS,
     HTTP_REQUEST_DURATION,
@@ -411,6 +455,8 @@ MODEL_METRICS: Final[tuple[MetricSpec, ...]] = (
     FEEDBACK_REJECTED,
     DRIFT_BIN_OBSERVATIONS,
     DRIFT_BIN_REFERENCE_RATIO,
+    INPUT_RECORDS,
+    INPUT_QUALITY_ISSUES,
 )
 """Every model-layer family the service exposes once the model is loaded."""
 
@@ -647,7 +693,7 @@ def model_series_count(
     has a confusion matrix per scored version (``versions``, :func:`scored_versions`).
 
     >>> model_series_count(8, 3)
-    212
+    245
     """
     return (
         1  # model_info
@@ -658,7 +704,18 @@ def model_series_count(
         + versions * classes * classes  # model_feedback_total (outcome follows from the class pair)
         + len(FEEDBACK_REJECTION_REASONS)
         + drift_series_count(n_features, classes, bin_count)
+        + input_quality_series_count(n_features)
     )
+
+
+def input_quality_series_count(n_features: int) -> int:
+    """Return the input-quality series of one replica: the record counter and one issue counter per feature
+    and kind.
+
+    >>> input_quality_series_count(8)
+    33
+    """
+    return 1 + n_features * len(INPUT_QUALITY_KINDS)
 
 
 # --------------------------------------------------------------------------------------------------------

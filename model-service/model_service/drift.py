@@ -37,6 +37,17 @@ class FeatureReference(BaseModel):
         description="Strictly increasing interior edges; len(shares) - 1 of them."
     )
     shares: tuple[float, ...] = Field(min_length=1, max_length=contract.MAX_DRIFT_BIN_COUNT)
+    minimum: float | None = Field(
+        default=None,
+        allow_inf_nan=False,
+        description="Smallest training value: a live value below it is out of range. None in artifacts "
+        "written before the range was recorded, whose values are then never out of range.",
+    )
+    maximum: float | None = Field(
+        default=None,
+        allow_inf_nan=False,
+        description="Largest training value: a live value above it is out of range.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> FeatureReference:
@@ -46,6 +57,12 @@ class FeatureReference(BaseModel):
             )
         if any(b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)):
             raise ValueError(f"feature {self.name!r}: edges must be strictly increasing")
+        if (self.minimum is None) != (self.maximum is None):
+            raise ValueError(f"feature {self.name!r}: give both minimum and maximum, or neither")
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise ValueError(
+                f"feature {self.name!r}: minimum {self.minimum!r} is above maximum {self.maximum!r}"
+            )
         _check_shares(self.name, self.shares)
         return self
 
@@ -111,7 +128,13 @@ def feature_reference(
     array = np.asarray(values, dtype=np.float64)
     edges = quantile_edges(array, bin_count)
     counts = np.bincount(bin_indices(edges, array), minlength=len(edges) + 1)
-    return FeatureReference(name=name, edges=tuple(edges.tolist()), shares=_normalised(counts))
+    return FeatureReference(
+        name=name,
+        edges=tuple(edges.tolist()),
+        shares=_normalised(counts),
+        minimum=float(array.min()),
+        maximum=float(array.max()),
+    )
 
 
 def prediction_reference(classes: Sequence[str], predicted: ArrayLike) -> PredictionReference:

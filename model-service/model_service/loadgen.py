@@ -7,6 +7,7 @@ training data set, so undrifted traffic matches the reference distribution. On t
 
 * drift chosen features: shift them by a number of training standard deviations or scale them around
   the training mean, suddenly or ramping up over time;
+* put a share of one feature's values outside its training range, as a broken client or a unit change would;
 * replace a share of requests with malformed ones (missing, unexpected or non-numeric fields, bad JSON,
   empty and oversized batches), each of which the service must refuse with a 4xx;
 * send ground truth to ``/feedback`` for a share of the predictions, either the rows' true labels or
@@ -89,6 +90,11 @@ class LoadConfig:
     batch_size: int = 1
     """Records per ``/predict`` request."""
     drift: DriftSpec | None = None
+    out_of_range: Mapping[str, float] = field(default_factory=dict)
+    """Feature name to the share of records whose value is replaced by one outside the feature's training
+    range, half one training standard deviation above its largest value and half as far below its smallest:
+    the feature's outermost drift bins each gain about half the share, so a small share barely moves its
+    drift."""
     malformed_ratio: float = 0.0
     """Share of ``/predict`` requests replaced by a malformed one."""
     feedback_ratio: float = 0.0
@@ -143,6 +149,12 @@ class LoadConfig:
             raise ValueError(
                 "invalid feedback_relabel: it changes true labels, give it without feedback_accuracy"
             )
+        for name, share in self.out_of_range.items():
+            if name not in data.FEATURE_NAMES or not 0 <= share <= 1:
+                raise ValueError(
+                    f"invalid out_of_range: {name}={share!r}; expected some of {list(data.FEATURE_NAMES)}, "
+                    "each with a share in [0, 1]"
+                )
         if self.drift is not None:
             unknown = (set(self.drift.shift) | set(self.drift.scale)) - set(data.FEATURE_NAMES)
             if unknown:
@@ -220,6 +232,9 @@ class _Traffic:
             self.shift[columns[name]] = sigmas * self.std[columns[name]]
         for name, factor in drift.scale.items():
             self.scale[columns[name]] = factor
+        self.out_of_range = [(columns[name], share) for name, share in config.out_of_range.items() if share]
+        self.low = dataset.x_train.min(axis=0) - self.std
+        self.high = dataset.x_train.max(axis=0) + self.std
 
     def rows(self, elapsed: float) -> tuple[np.ndarray, np.ndarray]:
         index = self.rng.integers(0, len(self.x), self.config.batch_size)
@@ -230,6 +245,11 @@ class _Traffic:
             if strength > 0:
                 scale = 1.0 + (self.scale - 1.0) * strength
                 rows = self.mean + (rows - self.mean) * scale + self.shift * strength
+        for column, share in self.out_of_range:
+            chosen = self.rng.random(len(rows)) < share
+            above = self.rng.random(len(rows)) < 0.5
+            rows[chosen & above, column] = self.high[column]
+            rows[chosen & ~above, column] = self.low[column]
         return rows, labels
 
     def records(self, rows: np.ndarray) -> list[dict[str, float]]:
@@ -435,6 +455,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--drift-onset", choices=("sudden", "gradual"), default="sudden")
     parser.add_argument("--drift-start-seconds", type=float, default=0.0)
     parser.add_argument("--drift-ramp-seconds", type=float, default=None)
+    parser.add_argument(
+        "--out-of-range", action="append", default=[], metavar="FEATURE=SHARE",
+        help="share of records whose FEATURE lies outside its training range (one sigma beyond it)",
+    )
     parser.add_argument("--malformed-ratio", type=float, default=None)
     parser.add_argument("--feedback-ratio", type=float, default=None)
     parser.add_argument(
@@ -497,6 +521,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[LoadConfig, bool]:
             max_requests=args.requests,
             batch_size=args.batch_size,
             drift=drift,
+            out_of_range=_pairs(args.out_of_range, "--out-of-range"),
             malformed_ratio=malformed,
             feedback_ratio=feedback,
             feedback_accuracy=args.feedback_accuracy,

@@ -70,6 +70,16 @@ class Settings(BaseSettings):
         description="Per-prediction model metrics (inference time, classes, confidence, drift bins). "
         "Off only to measure their cost.",
     )
+    input_quality_metrics_enabled: bool = Field(
+        default=True,
+        description="Input-quality counters (records examined; missing, null, non-finite and out-of-range "
+        "values per feature). Off only to measure their cost.",
+    )
+    instrumentation_enabled: bool = Field(
+        default=True,
+        description="HTTP, model and input-quality instruments of /predict. Off only to measure what "
+        "instrumentation costs: no instrument is then updated while /predict answers.",
+    )
     fault_error_ratio: float = Field(
         default=0.0, ge=0.0, le=1.0, description="Share of /predict answered 500, spread evenly over the "
         "requests (model_service.faults)."

@@ -317,3 +317,39 @@ def test_the_heartbeat_file_is_touched_while_traffic_is_sent(
 def test_the_command_line_takes_a_heartbeat_file() -> None:
     config, _ = parse_args(["--heartbeat-file", "/tmp/hb", "--duration", "3600"])
     assert config.heartbeat_file == "/tmp/hb" and config.duration == 3600
+
+
+def test_out_of_range_values_are_what_the_input_quality_counters_see(
+    server: str, metadata: ArtifactMetadata
+) -> None:
+    report = run(
+        LoadConfig(
+            url=server,
+            rate=300,
+            duration=5,
+            max_requests=400,
+            batch_size=3,
+            keep_rows=True,
+            out_of_range={"f6": 0.2},
+            **EVERY_REQUEST,
+        )
+    )
+    rows = report.rows()
+    assert rows.shape == (1200, len(data.FEATURE_NAMES))
+    low = np.array([f.minimum for f in metadata.features], dtype=float)
+    high = np.array([f.maximum for f in metadata.features], dtype=float)
+    above, below = rows > high, rows < low
+    assert (above | below)[:, 6].mean() == pytest.approx(0.2, abs=0.05)
+    assert above[:, 6].sum() == pytest.approx(below[:, 6].sum(), rel=0.4)
+    scraped = scrape(server)
+    assert total(scraped, contract.INPUT_RECORDS.name) == len(rows)
+    for column, name in enumerate(data.FEATURE_NAMES):
+        counted = total(
+            scraped, contract.INPUT_QUALITY_ISSUES.name, feature=name, kind=contract.QUALITY_OUT_OF_RANGE
+        )
+        assert counted == (above | below)[:, column].sum(), name
+    with pytest.raises(ValueError, match="invalid out_of_range"):
+        LoadConfig(out_of_range={"f6": 1.5})
+    with pytest.raises(ValueError, match="invalid out_of_range"):
+        LoadConfig(out_of_range={"nope": 0.1})
+    assert dict(parse_args(["--out-of-range", "f6=0.1"])[0].out_of_range) == {"f6": 0.1}
