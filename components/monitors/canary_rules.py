@@ -104,9 +104,11 @@ def canary_rule_group(
     scope: Mapping[str, str],
     scale: TimeScale,
     runbooks: RunbookLinks,
+    labels: Mapping[str, str] | None = None,
     interval: str | None = None,
 ) -> RuleGroup:
-    """The per-track recordings and the canary alert of one service (``scope``: its namespace and job)."""
+    """The per-track recordings and the canary alert of one service (``scope``: its namespace and job); ``labels``
+    go on the alert, since the interface series it compares carry no model labels of their own."""
     window = settings.window
     rendered = scale.render(window)
     service, track, classes = by(SCOPE_GROUP), by(TRACK_GROUP), by(CLASS_GROUP)
@@ -236,7 +238,7 @@ def canary_rule_group(
                 + f", over the last {window} (the canary with at least {settings.min_requests} requests)."
             ),
             runbook_url=runbooks.url(CANARY_ALERT),
-            labels={CRITERION_LABEL: criterion},
+            labels={**(labels or {}), CRITERION_LABEL: criterion},
         ))
     windowed = tuple(replace(rule, labels={**rule.labels, WINDOW_LABEL: window}) if isinstance(rule, RecordingRule)
                      else rule for rule in rules)

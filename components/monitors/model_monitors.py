@@ -223,7 +223,8 @@ def rule_groups(
     groups.append(drift_rule_group(drift_settings(settings), name=f"{job}-drift", scope=scope, **common))
     groups.append(accuracy_rule_group(accuracy_settings(settings), name=f"{job}-accuracy", scope=scope, **common))
     groups += quality_rule_groups(settings, job=job, scope=scope, **common)
-    groups.append(canary_rule_group(canary_settings(settings.canary), name=f"{job}-canary", scope=scope, **common))
+    groups.append(canary_rule_group(canary_settings(settings.canary), name=f"{job}-canary", scope=scope, labels=model,
+                                    **common))
     quality = settings.data_quality
     groups.append(input_quality_rule_group(
         InputQualitySettings(max_issue_ratio=quality.max_issue_ratio, window=quality.window,

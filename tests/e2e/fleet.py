@@ -39,6 +39,7 @@ from tests.e2e.stack import (
     TEST_CREDENTIALS,
     model_target_labels,
     require_server,
+    suite_monitors,
     train_artifact,
 )
 from tests.harness import STACKS_DIR, ProgramRun, run_program
@@ -94,7 +95,7 @@ class FleetModel:
 
 def declare(time_scale: float) -> tuple[ProgramRun, dict[str, FleetModel]]:
     """The program with the fleet's models (time-scaled) and both teams, under mocks."""
-    models = {name: {**model, "monitors": {**model.get("monitors", {}), "timeScale": time_scale}}
+    models = {name: {**model, "monitors": suite_monitors(model.get("monitors", {}), time_scale)}
               for name, model in FLEET.items()}
     run = run_program(STACK_FILE, overrides={"models": models, "alerting": {"teams": {t: {} for t in TEAM_RECEIVERS}}})
 

@@ -55,6 +55,7 @@ from tests.e2e.stack import (
     alerting_config,
     model_target_labels,
     require_server,
+    suite_monitors,
     train_artifact,
 )
 from tests.harness import STACKS_DIR, ProgramRun, run_program
@@ -151,7 +152,7 @@ def declare(cluster: str, *, high_availability: bool, receive_url: str, time_sca
                 "tenant": TENANT if send == "all" else f"{TENANT}-{send}",
                 "queue": {"minBackoff": "100ms", "maxBackoff": "1s"}} for send in sends]
     run = run_program(STACK_FILE, overrides={
-        "models": {MODEL: {"monitors": {"timeScale": time_scale}}},
+        "models": {MODEL: {"monitors": suite_monitors({}, time_scale)}},
         "monitoring": {
             "highAvailability": high_availability,
             "prometheus": {"externalLabels": {CLUSTER_LABEL: cluster}},
