@@ -16,7 +16,7 @@ from model_service import contract
 
 from components.contracts import CLUSTER_LABEL, TRACK_SERIES_LABEL
 from components.monitors.canary_rules import ACCURACY, ERROR_RATIO, LATENCY, PREDICTION_JS_DISTANCE, PREDICTION_SHARE
-from components.monitors.overview_dashboard import _by, _in_namespace, _legend, _of_model, _timeseries
+from components.monitors.dashboard_panels import by_cluster, in_namespace, legend, of_model, timeseries_panel
 from components.monitors.rule_model import by
 
 CANARY_ROW: Final = "Canary against stable"
@@ -25,45 +25,45 @@ TRACK: Final = f"{{{{{TRACK_SERIES_LABEL}}}}}"
 """A legend's track."""
 
 
-def _of_model_job(record: str) -> str:
+def of_model_job(record: str) -> str:
     """A per-track recording of the selected model: its series carry the scrape job, not the model's name."""
-    jobs = f"group {_by('namespace', 'job')} ({_of_model(contract.MODEL_INFO.name)})"
-    return f"{_in_namespace(record)} * on {SERVICE} group_left () {jobs}"
+    jobs = f"group {by_cluster('namespace', 'job')} ({of_model(contract.MODEL_INFO.name)})"
+    return f"{in_namespace(record)} * on {SERVICE} group_left () {jobs}"
 
 
 def canary_panels() -> list[timeseries.Panel]:
     """Error ratio, latency, accuracy and prediction mix of each track, over the model's comparison window."""
     return [
-        _timeseries(
+        timeseries_panel(
             "Error ratio by track (/predict)",
             "Share of each version's prediction requests answered 5xx, over the comparison window (in the legend).",
             "percentunit",
-            [(_of_model_job(ERROR_RATIO), _legend(f"{TRACK} ({{{{window}}}})"))],
+            [(of_model_job(ERROR_RATIO), legend(f"{TRACK} ({{{{window}}}})"))],
         ),
-        _timeseries(
+        timeseries_panel(
             "Latency by track (/predict)",
             "The compared latency quantile of each version's prediction requests, over the comparison window.",
             "s",
-            [(_of_model_job(LATENCY), _legend(f"{TRACK} p{{{{quantile}}}} ({{{{window}}}})"))],
+            [(of_model_job(LATENCY), legend(f"{TRACK} p{{{{quantile}}}} ({{{{window}}}})"))],
         ),
-        _timeseries(
+        timeseries_panel(
             "Accuracy by track",
             "Share of each version's scored feedback that was right, whichever pod scored it, over the comparison "
             "window.",
             "percentunit",
-            [(_of_model_job(ACCURACY), _legend(f"{TRACK} ({{{{window}}}})"))],
+            [(of_model_job(ACCURACY), legend(f"{TRACK} ({{{{window}}}})"))],
         ),
-        _timeseries(
+        timeseries_panel(
             "Predicted class share by track",
             "Each version's shares of predicted classes over the comparison window, side by side.",
             "percentunit",
-            [(_of_model_job(PREDICTION_SHARE), _legend(f"{TRACK} {{{{class}}}}"))],
+            [(of_model_job(PREDICTION_SHARE), legend(f"{TRACK} {{{{class}}}}"))],
         ),
-        _timeseries(
+        timeseries_panel(
             "Prediction mix: JS distance to stable",
             "Jensen-Shannon distance (base 2) between each version's class shares and the stable version's over the "
             "comparison window: 0 for the stable itself.",
             "none",
-            [(_of_model_job(PREDICTION_JS_DISTANCE), _legend(f"{TRACK} ({{{{window}}}})"))],
+            [(of_model_job(PREDICTION_JS_DISTANCE), legend(f"{TRACK} ({{{{window}}}})"))],
         ),
     ]

@@ -23,7 +23,6 @@ from typing import Final
 from model_service import contract
 
 from components.contracts import Severity
-from components.monitors.drift_rules import _re2_escape
 from components.monitors.model_rules import ACCURACY_FOR, MODEL_GROUP, percent
 from components.monitors.rule_model import (
     WINDOW_LABEL,
@@ -33,6 +32,7 @@ from components.monitors.rule_model import (
     RuleGroup,
     TimeScale,
     by,
+    re2_escape,
     selector,
 )
 from components.monitors.runbooks import RunbookLinks
@@ -106,7 +106,7 @@ def _floor_rules(settings: ClassQualitySettings, scope: Mapping[str, str]) -> li
         )
         for name, value in sorted(settings.per_class.items())
     ]
-    others = [Matcher(ACTUAL, "|".join(_re2_escape(name) for name in sorted(settings.per_class)), "!~")]
+    others = [Matcher(ACTUAL, "|".join(re2_escape(name) for name in sorted(settings.per_class)), "!~")]
     rules.append(
         RecordingRule(
             record=RECALL_FLOOR,

@@ -25,16 +25,16 @@ from model_service import contract
 
 from components.contracts import CLUSTER_LABEL
 from components.monitors.class_quality_rules import PRECISION_OVER_WINDOW, RECALL_FLOOR, RECALL_OVER_WINDOW
+from components.monitors.dashboard_panels import (
+    DATASOURCE,
+    by_cluster,
+    legend,
+    of_model,
+    threshold_lines,
+    timeseries_panel,
+)
 from components.monitors.distribution_rules import LONG_WINDOW_ROLE, OBSERVATIONS_BY_BIN_IN, SHORT_WINDOW_ROLE
 from components.monitors.drift_rules import REFERENCE
-from components.monitors.overview_dashboard import (
-    DATASOURCE,
-    _by,
-    _legend,
-    _of_model,
-    _threshold_lines,
-    _timeseries,
-)
 from components.monitors.prediction_rules import CONFIDENCE_FLOOR, CONFIDENCE_OVER_WINDOW
 from components.monitors.rule_model import Matcher
 
@@ -62,31 +62,31 @@ def window_variable() -> dashboard.CustomVariable:
 def quality_panels() -> list[cogbuilder.Builder[Panel]]:
     """Recall and precision per class, mean confidence against its floor, and the model's age."""
     return [
-        _threshold_lines(
-            _timeseries(
+        threshold_lines(
+            timeseries_panel(
                 "Recall per class",
                 "Of the feedback of each actual class, the share predicted right over the model's accuracy window (in "
                 "the legend), with each class's floor dashed.",
                 "percentunit",
-                [(_of_model(RECALL_OVER_WINDOW), _legend("{{actual_class}} {{model_version}} ({{window}})")),
-                 (_of_model(RECALL_FLOOR), _legend("threshold {{actual_class}}"))],
+                [(of_model(RECALL_OVER_WINDOW), legend("{{actual_class}} {{model_version}} ({{window}})")),
+                 (of_model(RECALL_FLOOR), legend("threshold {{actual_class}}"))],
             ),
             "threshold .*",
         ),
-        _timeseries(
+        timeseries_panel(
             "Precision per class",
             "Of the feedback predicted as each class, the share that was right over the model's accuracy window.",
             "percentunit",
-            [(_of_model(PRECISION_OVER_WINDOW), _legend("{{predicted_class}} {{model_version}} ({{window}})"))],
+            [(of_model(PRECISION_OVER_WINDOW), legend("{{predicted_class}} {{model_version}} ({{window}})"))],
         ),
-        _threshold_lines(
-            _timeseries(
+        threshold_lines(
+            timeseries_panel(
                 "Mean confidence",
                 "Mean probability the model gives the class it predicts, over its confidence window (in the legend), "
                 "and the floor dashed.",
                 "percentunit",
-                [(_of_model(CONFIDENCE_OVER_WINDOW), _legend("{{model_version}} ({{window}})")),
-                 (_of_model(CONFIDENCE_FLOOR), _legend("threshold {{model_version}}"))],
+                [(of_model(CONFIDENCE_OVER_WINDOW), legend("{{model_version}} ({{window}})")),
+                 (of_model(CONFIDENCE_FLOOR), legend("threshold {{model_version}}"))],
             ),
             "threshold .*",
         ),
@@ -97,8 +97,8 @@ def quality_panels() -> list[cogbuilder.Builder[Panel]]:
         .unit("s")
         .with_target(
             prometheus.Dataquery()
-            .expr(f"time() - max {_by('model_version')} ({_of_model(contract.MODEL_TRAINED_TIMESTAMP.name)})")
-            .legend_format(_legend("{{model_version}}"))
+            .expr(f"time() - max {by_cluster('model_version')} ({of_model(contract.MODEL_TRAINED_TIMESTAMP.name)})")
+            .legend_format(legend("{{model_version}}"))
             .ref_id("A")
             .datasource(DATASOURCE)
         )
@@ -119,12 +119,12 @@ def _shares(feature: Matcher, slot: tuple[str, ...]) -> tuple[str, str]:
     """Live and training shares per bin of the features ``feature`` selects, each row labelled ``slot``."""
     labels = ("model_version", contract.LABEL_FEATURE, contract.LABEL_BIN)
     # The name holds the variable, so it is matched as a label: Grafana replaces the variable before PromQL parses.
-    counts = _of_model("", Matcher("__name__", f"{OBSERVATIONS_BY_BIN_IN}${WINDOW_VARIABLE}"), feature)
+    counts = of_model("", Matcher("__name__", f"{OBSERVATIONS_BY_BIN_IN}${WINDOW_VARIABLE}"), feature)
     live = (
-        f"sum {_by(*labels)} ({counts})\n/ ignoring ({contract.LABEL_BIN}) group_left ()\n"
-        f"sum {_by(*labels[:-1])} ({counts})"
+        f"sum {by_cluster(*labels)} ({counts})\n/ ignoring ({contract.LABEL_BIN}) group_left ()\n"
+        f"sum {by_cluster(*labels[:-1])} ({counts})"
     )
-    training = f"max {_by(*labels)} ({_of_model(REFERENCE, feature)})"
+    training = f"max {by_cluster(*labels)} ({of_model(REFERENCE, feature)})"
     slot_args = ", ".join(f'"{label}"' for label in slot)
 
     def labelled(expr: str) -> str:
@@ -144,8 +144,8 @@ def _distribution(title: str, description: str, feature: Matcher, slot: tuple[st
         .description(description)
         .datasource(DATASOURCE)
         .unit("percentunit")
-        .with_target(_instant(live, _legend(LIVE), "A"))
-        .with_target(_instant(training, _legend(TRAINING), "B"))
+        .with_target(_instant(live, legend(LIVE), "A"))
+        .with_target(_instant(training, legend(TRAINING), "B"))
         .with_transformation(DataTransformerConfig(id_val="merge", options={}))
         .with_transformation(DataTransformerConfig(
             id_val="organize", options={"excludeByName": hidden, "renameByName": shown}))

@@ -37,6 +37,7 @@ from components.monitors.rule_model import (
     TimeScale,
     by,
     parse_duration,
+    re2_escape,
     selector,
 )
 from components.monitors.runbooks import RunbookLinks
@@ -162,10 +163,6 @@ class DriftSettings:
         return (self.short_window, self.long_window)
 
 
-def _re2_escape(value: str) -> str:
-    return "".join("\\" + char if char in r"\.+*?()|[]{}^$" else char for char in value)
-
-
 def _threshold_rules(
     record: str, default: float, overrides: Mapping[str, float], scope: Mapping[str, str]
 ) -> list[RecordingRule]:
@@ -179,7 +176,7 @@ def _threshold_rules(
         )
         for feature, value in sorted(overrides.items())
     ]
-    others = [Matcher(contract.LABEL_FEATURE, "|".join(_re2_escape(f) for f in sorted(overrides)), "!~")]
+    others = [Matcher(contract.LABEL_FEATURE, "|".join(re2_escape(f) for f in sorted(overrides)), "!~")]
     rules.append(
         RecordingRule(
             record=record,

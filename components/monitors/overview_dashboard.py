@@ -31,15 +31,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from grafana_foundation_sdk.builders import common, dashboard, prometheus, stat, timeseries
+from grafana_foundation_sdk.builders import common, dashboard, stat
 from grafana_foundation_sdk.models.common import (
-    LegendDisplayMode,
-    LegendPlacement,
     StackingMode,
 )
 from grafana_foundation_sdk.models.dashboard import (
     DashboardCursorSync,
-    DataSourceRef,
     Threshold,
     ThresholdsMode,
     VariableOption,
@@ -49,6 +46,7 @@ from grafana_foundation_sdk.models.dashboard import (
 from model_service import contract
 
 from components.contracts import CLUSTER_LABEL, SLO_STORE_LABEL
+from components.monitors.canary_dashboard import CANARY_ROW, canary_panels
 from components.monitors.cluster_metrics import (
     CONTAINER_CPU_USAGE_SECONDS,
     CONTAINER_MEMORY_WORKING_SET_BYTES,
@@ -58,25 +56,33 @@ from components.monitors.cluster_metrics import (
     NAMESPACE_WORKLOAD_POD,
 )
 from components.monitors.dashboard_ids import dashboard_uid
+from components.monitors.dashboard_panels import (
+    ALL_VALUE,
+    DATASOURCE,
+    IN_CLUSTERS,
+    POD,
+    RATE,
+    by_cluster,
+    in_namespace,
+    legend,
+    of_model,
+    query,
+    threshold_lines,
+    timeseries_panel,
+)
 from components.monitors.data_quality_rules import ISSUE_RATIO_OVER_WINDOW, ISSUE_RATIO_THRESHOLD
+from components.monitors.distribution_panels import (
+    DISTRIBUTIONS_ROW,
+    distribution_panels,
+    quality_panels,
+    window_variable,
+)
 from components.monitors.drift_rules import JS_SHORT_WINDOW, JS_THRESHOLD_SERIES, PSI_SHORT_WINDOW, PSI_THRESHOLD_SERIES
 from components.monitors.model_rules import ACCURACY_FLOOR, ACCURACY_OVER_WINDOW, CONTAINER_RESTARTS, MEMORY_NEAR_LIMIT
 from components.monitors.rule_model import Matcher, by, selector
 from components.monitors.slo_rules import PERIOD_BUDGET_REMAINING
 
 MODEL_DASHBOARD_TITLE: Final = "ML model overview"
-DATASOURCE: Final = DataSourceRef(type_val="prometheus", uid="${datasource}")
-CLUSTER_VAR: Final = f"${CLUSTER_LABEL}"
-ALL_VALUE: Final = ".*"
-"""The cluster variable's All: every series, those without a ``cluster`` label too (see the module's docstring)."""
-NAMESPACE_VAR: Final = "$namespace"
-MODEL_VAR: Final = "$model"
-IN_CLUSTERS: Final = Matcher(CLUSTER_LABEL, CLUSTER_VAR, "=~")
-"""``cluster=~"$cluster"``: the one matcher every selector of the dashboard carries (a regex, as the variable is
-multi-select: Grafana expands several clusters to ``(a|b)`` and All to ``.*``)."""
-POD: Final = by((CLUSTER_LABEL, "namespace", "pod"))
-"""How a series is joined to the model's scrape targets: a pod's name is unique in its namespace and cluster only."""
-RATE: Final = "$__rate_interval"
 TAGS: Final = ["ml-observability", "model"]
 
 
@@ -85,29 +91,9 @@ TAGS: Final = ["ml-observability", "model"]
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _in_namespace(metric: str, *matchers: Matcher, **equal: str) -> str:
-    """``metric`` in the selected clusters and namespace."""
-    return selector(metric, IN_CLUSTERS, *matchers, namespace=NAMESPACE_VAR, **equal)
-
-
-def _of_model(metric: str, *matchers: Matcher, **equal: str) -> str:
-    """``metric`` of the selected model, in the selected clusters and namespace."""
-    return _in_namespace(metric, *matchers, model_name=MODEL_VAR, **equal)
-
-
-def _by(*labels: str) -> str:
-    """A grouping that keeps the cluster: ``by (cluster, …)``."""
-    return f"by {by((CLUSTER_LABEL, *labels))}"
-
-
-def _legend(text: str) -> str:
-    """A legend with the cluster, so that two clusters' series are told apart (empty without the label)."""
-    return f"{text} {{{{{CLUSTER_LABEL}}}}}"
-
-
-MODEL_TARGETS: Final = f"group {_by('namespace', 'pod')} ({_of_model(contract.MODEL_INFO.name)})"
+MODEL_TARGETS: Final = f"group {by_cluster('namespace', 'pod')} ({of_model(contract.MODEL_INFO.name)})"
 """The scrape targets that serve the selected model now (interface series are joined on them)."""
-MODEL_PODS: Final = f"group {_by('namespace', 'pod')} (last_over_time({_of_model(contract.MODEL_INFO.name)}[1h]))"
+MODEL_PODS: Final = f"group {by_cluster('namespace', 'pod')} (last_over_time({of_model(contract.MODEL_INFO.name)}[1h]))"
 """Pods that served the model within the hour: a crash-looping pod leaves the targets but still matters."""
 
 
@@ -116,57 +102,21 @@ def _join(expression: str, pods: str = MODEL_TARGETS) -> str:
 
 
 def _predict_rate(*matchers: Matcher) -> str:
-    requests = _in_namespace(contract.HTTP_REQUESTS.name, *matchers, route=contract.ROUTE_PREDICT)
-    return f"sum {_by()} ({_join(f'rate({requests}[{RATE}])')})"
+    requests = in_namespace(contract.HTTP_REQUESTS.name, *matchers, route=contract.ROUTE_PREDICT)
+    return f"sum {by_cluster()} ({_join(f'rate({requests}[{RATE}])')})"
 
 
 def _latency_quantile(quantile: float) -> str:
-    buckets = _in_namespace(f"{contract.HTTP_REQUEST_DURATION.name}_bucket", route=contract.ROUTE_PREDICT)
-    return f"histogram_quantile({quantile}, sum {_by('le')} ({_join(f'rate({buckets}[{RATE}])')}))"
+    buckets = in_namespace(f"{contract.HTTP_REQUEST_DURATION.name}_bucket", route=contract.ROUTE_PREDICT)
+    return f"histogram_quantile({quantile}, sum {by_cluster('le')} ({_join(f'rate({buckets}[{RATE}])')}))"
 
 
 def _workload_replicas(metric: str) -> str:
-    owners = _in_namespace(NAMESPACE_WORKLOAD_POD, workload_type="deployment")
+    owners = in_namespace(NAMESPACE_WORKLOAD_POD, workload_type="deployment")
     deployments = f'label_replace({_join(owners, MODEL_PODS)}, "deployment", "$1", "workload", "(.*)")'
     return (
-        f"max {_by('deployment')} ({_in_namespace(metric)} * on {by((CLUSTER_LABEL, 'namespace', 'deployment'))} "
-        f"group_left () group {_by('namespace', 'deployment')} ({deployments}))"
-    )
-
-
-def _query(expr: str, legend: str, ref: str) -> prometheus.Dataquery:
-    return prometheus.Dataquery().expr(expr).legend_format(legend).ref_id(ref).datasource(DATASOURCE)
-
-
-def _timeseries(title: str, description: str, unit: str, queries: list[tuple[str, str]]) -> timeseries.Panel:
-    panel = (
-        timeseries.Panel()
-        .title(title)
-        .description(description)
-        .datasource(DATASOURCE)
-        .unit(unit)
-        .line_width(1)
-        .fill_opacity(10)
-        .legend(common.VizLegendOptions().display_mode(LegendDisplayMode.TABLE).placement(LegendPlacement.BOTTOM).show_legend(True))
-        .height(8)
-        .span(8)
-    )
-    for index, (expr, legend) in enumerate(queries):
-        panel = panel.with_target(_query(expr, legend, chr(ord("A") + index)))
-    return panel
-
-
-def _threshold_lines(panel: timeseries.Panel, pattern: str) -> timeseries.Panel:
-    """Draw series whose name matches ``pattern`` as dashed threshold lines."""
-    from grafana_foundation_sdk.models.dashboard import DynamicConfigValue
-
-    return panel.override_by_regexp(
-        pattern,
-        [
-            DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dash", "dash": [10, 10]}),
-            DynamicConfigValue(id_val="custom.fillOpacity", value=0),
-            DynamicConfigValue(id_val="color", value={"mode": "fixed", "fixedColor": "red"}),
-        ],
+        f"max {by_cluster('deployment')} ({in_namespace(metric)} * on {by((CLUSTER_LABEL, 'namespace', 'deployment'))} "
+        f"group_left () group {by_cluster('namespace', 'deployment')} ({deployments}))"
     )
 
 
@@ -174,23 +124,24 @@ def model_dashboard(title: str = MODEL_DASHBOARD_TITLE) -> dashboard.Dashboard:
     """The model dashboard's builder: the same for every stack and every model (each model's windows and
     thresholds come with its recordings)."""
     interface = [
-        _timeseries(
+        timeseries_panel(
             "Request rate", "Requests answered per second, by route and status code.", "reqps",
             [(
-                f"sum {_by('route', 'code')} ({_join(f'rate({_in_namespace(contract.HTTP_REQUESTS.name)}[{RATE}])')})",
-                _legend("{{route}} {{code}}"),
+                f"sum {by_cluster('route', 'code')} "
+                f"({_join(f'rate({in_namespace(contract.HTTP_REQUESTS.name)}[{RATE}])')})",
+                legend("{{route}} {{code}}"),
             )],
         ),
-        _timeseries(
+        timeseries_panel(
             "Error ratio (/predict)", "Share of prediction requests answered with a 5xx status.", "percentunit",
             # No 5xx series exists until the first error: without the fallback a healthy service shows no data. The
             # fallback is 0 per cluster with traffic (not a single unlabelled 0), so a healthy cluster shows 0 too.
             [(f"({_predict_rate(Matcher(contract.LABEL_CODE, '5..', '=~'))} or 0 * {_predict_rate()}) / "
-              f"{_predict_rate()}", _legend("5xx"))],
+              f"{_predict_rate()}", legend("5xx"))],
         ),
-        _timeseries(
+        timeseries_panel(
             "Latency quantiles (/predict)", "From the request's arrival to its last response byte.", "s",
-            [(_latency_quantile(q), _legend(f"p{round(q * 100)}")) for q in (0.5, 0.9, 0.99)],
+            [(_latency_quantile(q), legend(f"p{round(q * 100)}")) for q in (0.5, 0.9, 0.99)],
         ),
         stat.Panel()
         .title("SLO error budget left")
@@ -199,8 +150,8 @@ def model_dashboard(title: str = MODEL_DASHBOARD_TITLE) -> dashboard.Dashboard:
                      "that keeps the whole period).")
         .datasource(DATASOURCE)
         .unit("percentunit")
-        .with_target(_query(_of_model(PERIOD_BUDGET_REMAINING),
-                            _legend("{{sloth_slo}}") + f" ({{{{{SLO_STORE_LABEL}}}}})", "A"))
+        .with_target(query(of_model(PERIOD_BUDGET_REMAINING),
+                            legend("{{sloth_slo}}") + f" ({{{{{SLO_STORE_LABEL}}}}})", "A"))
         .reduce_options(common.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
         .thresholds(
             dashboard.ThresholdsConfig()
@@ -211,110 +162,104 @@ def model_dashboard(title: str = MODEL_DASHBOARD_TITLE) -> dashboard.Dashboard:
         .height(8)
         .span(24),
     ]
-    predictions = _of_model(contract.PREDICTIONS.name)
-    confidence = _of_model(f"{contract.PREDICTION_CONFIDENCE.name}_bucket")
+    predictions = of_model(contract.PREDICTIONS.name)
+    confidence = of_model(f"{contract.PREDICTION_CONFIDENCE.name}_bucket")
     model = [
-        _timeseries(
+        timeseries_panel(
             "Predictions by class", "Predictions returned per second, one per record, by predicted class.", "ops",
-            [(f"sum {_by('class')} (rate({predictions}[{RATE}]))", _legend("{{class}}"))],
+            [(f"sum {by_cluster('class')} (rate({predictions}[{RATE}]))", legend("{{class}}"))],
         ).stacking(common.StackingConfig().mode(StackingMode.NORMAL)),
-        _timeseries(
+        timeseries_panel(
             "Predicted class share", "The class mix over time: a moving mix is prediction drift.", "percentunit",
-            [(f"sum {_by('class')} (rate({predictions}[{RATE}])) / ignoring (class) group_left () "
-              f"sum {_by()} (rate({predictions}[{RATE}]))", _legend("{{class}}"))],
+            [(f"sum {by_cluster('class')} (rate({predictions}[{RATE}])) / ignoring (class) group_left () "
+              f"sum {by_cluster()} (rate({predictions}[{RATE}]))", legend("{{class}}"))],
         ).stacking(common.StackingConfig().mode(StackingMode.PERCENT)),
-        _timeseries(
+        timeseries_panel(
             "Confidence quantiles", "Probability the model gives the class it predicts; falls before accuracy does.",
             "percentunit",
-            [(f"histogram_quantile({q}, sum {_by('le')} (rate({confidence}[{RATE}])))", _legend(f"p{round(q * 100)}"))
-             for q in (0.1, 0.5, 0.9)],
+            [(f"histogram_quantile({q}, sum {by_cluster('le')} (rate({confidence}[{RATE}])))",
+              legend(f"p{round(q * 100)}")) for q in (0.1, 0.5, 0.9)],
         ),
-        _threshold_lines(
-            _timeseries(
+        threshold_lines(
+            timeseries_panel(
                 "Feature drift: PSI over the short window",
                 "Population Stability Index of each feature (and the prediction) against the training data over the "
                 "model's short drift window (in the legend), with each feature's threshold dashed.",
                 "none",
-                [(_of_model(PSI_SHORT_WINDOW), _legend("{{feature}} {{model_version}} ({{window}})")),
-                 (_of_model(PSI_THRESHOLD_SERIES), _legend("threshold {{feature}}"))],
+                [(of_model(PSI_SHORT_WINDOW), legend("{{feature}} {{model_version}} ({{window}})")),
+                 (of_model(PSI_THRESHOLD_SERIES), legend("threshold {{feature}}"))],
             ),
             "threshold .*",
         ),
-        _threshold_lines(
-            _timeseries(
+        threshold_lines(
+            timeseries_panel(
                 "Feature drift: JS distance over the short window",
                 "Jensen-Shannon distance (base 2) of each feature (and the prediction) against the training data over "
                 "the model's short drift window (in the legend), with each feature's threshold dashed.",
                 "none",
-                [(_of_model(JS_SHORT_WINDOW), _legend("{{feature}} {{model_version}} ({{window}})")),
-                 (_of_model(JS_THRESHOLD_SERIES), _legend("threshold {{feature}}"))],
+                [(of_model(JS_SHORT_WINDOW), legend("{{feature}} {{model_version}} ({{window}})")),
+                 (of_model(JS_THRESHOLD_SERIES), legend("threshold {{feature}}"))],
             ),
             "threshold .*",
         ),
-        _threshold_lines(
-            _timeseries(
+        threshold_lines(
+            timeseries_panel(
                 "Accuracy", "Share of scored feedback that was right over the model's accuracy window (in the legend), "
                 "and the floor.",
                 "percentunit",
-                [(_of_model(ACCURACY_OVER_WINDOW), _legend("{{model_version}} ({{window}})")),
-                 (_of_model(ACCURACY_FLOOR), _legend("threshold {{model_version}}"))],
+                [(of_model(ACCURACY_OVER_WINDOW), legend("{{model_version}} ({{window}})")),
+                 (of_model(ACCURACY_FLOOR), legend("threshold {{model_version}}"))],
             ),
             "threshold .*",
         ),
-        _threshold_lines(
-            _timeseries(
+        threshold_lines(
+            timeseries_panel(
                 "Input data quality", "Share of the input records with a problem in one feature (missing, null, "
                 "non-finite: refused; out of range of training: served) over the model's data-quality window (in the "
                 "legend), per feature and kind, and the maximum share dashed.",
                 "percentunit",
-                [(_of_model(ISSUE_RATIO_OVER_WINDOW), _legend("{{feature}} {{kind}} {{model_version}} ({{window}})")),
-                 (_of_model(ISSUE_RATIO_THRESHOLD), _legend("threshold {{model_version}}"))],
+                [(of_model(ISSUE_RATIO_OVER_WINDOW), legend("{{feature}} {{kind}} {{model_version}} ({{window}})")),
+                 (of_model(ISSUE_RATIO_THRESHOLD), legend("threshold {{model_version}}"))],
             ),
             "threshold .*",
         ),
     ]
-    # Imported here: those panels are built with this module's helpers.
-    from components.monitors.distribution_panels import (
-        DISTRIBUTIONS_ROW,
-        distribution_panels,
-        quality_panels,
-        window_variable,
-    )
-
     model_row = [*model, *quality_panels()]
-    cpu = _in_namespace(CONTAINER_CPU_USAGE_SECONDS, Matcher("container", "", "!="))
-    memory = _in_namespace(CONTAINER_MEMORY_WORKING_SET_BYTES, Matcher("container", "", "!="))
-    limits = _in_namespace(KUBE_POD_CONTAINER_RESOURCE_LIMITS, resource="memory")
+    cpu = in_namespace(CONTAINER_CPU_USAGE_SECONDS, Matcher("container", "", "!="))
+    memory = in_namespace(CONTAINER_MEMORY_WORKING_SET_BYTES, Matcher("container", "", "!="))
+    limits = in_namespace(KUBE_POD_CONTAINER_RESOURCE_LIMITS, resource="memory")
     infrastructure = [
-        _timeseries(
+        timeseries_panel(
             "CPU", "CPU used by each pod of the model, in cores.", "short",
-            [(f"sum {_by('pod')} ({_join(f'rate({cpu}[{RATE}])', MODEL_PODS)})", _legend("{{pod}}"))],
+            [(f"sum {by_cluster('pod')} ({_join(f'rate({cpu}[{RATE}])', MODEL_PODS)})", legend("{{pod}}"))],
         ),
-        _threshold_lines(
-            _timeseries(
+        threshold_lines(
+            timeseries_panel(
                 "Memory against the limit",
                 "Working set of each container over its memory limit, and the model's alert threshold dashed.",
                 "percentunit",
-                [(f"max {_by('pod', 'container')} ({_join(memory, MODEL_PODS)}) / on "
+                [(f"max {by_cluster('pod', 'container')} ({_join(memory, MODEL_PODS)}) / on "
                   f"{by((CLUSTER_LABEL, 'pod', 'container'))} "
-                  f"max {_by('pod', 'container')} ({_join(limits, MODEL_PODS)})", _legend("{{pod}} {{container}}")),
-                 (f"max {_by()} ({_of_model(MEMORY_NEAR_LIMIT)})", _legend("threshold"))],
+                  f"max {by_cluster('pod', 'container')} ({_join(limits, MODEL_PODS)})",
+                  legend("{{pod}} {{container}}")),
+                 (f"max {by_cluster()} ({of_model(MEMORY_NEAR_LIMIT)})", legend("threshold"))],
             ),
             # Grafana anchors the pattern: "threshold" alone would not match "threshold <cluster>".
             "threshold.*",
         ),
-        _timeseries(
+        timeseries_panel(
             "Restarts (last hour)", "Container restarts of the model's pods within the last hour.", "short",
             # The restart alert's own count over its window, as its rules record it.
-            [(f"max {_by('pod', 'container')} ({_of_model(CONTAINER_RESTARTS)})", _legend("{{pod}} {{container}}"))],
+            [(f"max {by_cluster('pod', 'container')} ({of_model(CONTAINER_RESTARTS)})",
+              legend("{{pod}} {{container}}"))],
         ),
-        _timeseries(
+        timeseries_panel(
             "Replicas", "Pods serving the model per version (scraped), and the Deployment's desired and available.",
             "short",
-            [(f"count {_by('model_version')} ({_of_model(contract.MODEL_INFO.name)})",
-              _legend("serving {{model_version}}")),
-             (_workload_replicas(KUBE_DEPLOYMENT_SPEC_REPLICAS), _legend("desired {{deployment}}")),
-             (_workload_replicas(KUBE_DEPLOYMENT_STATUS_REPLICAS_AVAILABLE), _legend("available {{deployment}}"))],
+            [(f"count {by_cluster('model_version')} ({of_model(contract.MODEL_INFO.name)})",
+              legend("serving {{model_version}}")),
+             (_workload_replicas(KUBE_DEPLOYMENT_SPEC_REPLICAS), legend("desired {{deployment}}")),
+             (_workload_replicas(KUBE_DEPLOYMENT_STATUS_REPLICAS_AVAILABLE), legend("available {{deployment}}"))],
         ),
     ]
 
@@ -356,17 +301,14 @@ def model_dashboard(title: str = MODEL_DASHBOARD_TITLE) -> dashboard.Dashboard:
             dashboard.QueryVariable("model")
             .label("Model")
             .datasource(DATASOURCE)
-            .query(f"label_values({_in_namespace(contract.MODEL_INFO.name)}, {contract.LABEL_MODEL_NAME})")
+            .query(f"label_values({in_namespace(contract.MODEL_INFO.name)}, {contract.LABEL_MODEL_NAME})")
             .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
             .sort(VariableSort.ALPHABETICAL_ASC)
         )
     )
     infrastructure = [panel.span(6) for panel in infrastructure]
     builder = builder.with_variable(window_variable())
-    # Its own row: its panels tell something only during a canary. Imported here, since that module builds on
-    # this one's selectors and panels.
-    from components.monitors.canary_dashboard import CANARY_ROW, canary_panels
-
+    # The canary's row comes last: its panels tell something only during a canary.
     for row_title, panels in (("Interface", interface), ("Model", model_row),
                               (DISTRIBUTIONS_ROW, distribution_panels()), ("Infrastructure", infrastructure),
                               (CANARY_ROW, canary_panels())):

@@ -127,6 +127,11 @@ class Matcher:
         return f"{self.label}{self.op}{quote(self.value)}"
 
 
+def re2_escape(value: str) -> str:
+    """``value`` as a literal inside a regex matcher (``feature!~"a\\.b|c"``): RE2's metacharacters escaped."""
+    return "".join("\\" + char if char in r"\.+*?()|[]{}^$" else char for char in value)
+
+
 def selector(metric: str, *matchers: Matcher, **equal: str) -> str:
     """``metric{label="value", …}``: matchers first, then equality matchers from keyword arguments.
 
