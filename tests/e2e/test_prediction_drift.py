@@ -1,6 +1,7 @@
 """A shift of an informative feature moves the model's predictions: the prediction drift alert fires, with the
 input drift of that feature, possibly its input-quality alert (values past the training range) and, since the
-shifted inputs are scored against their true class, the accuracy alert. Nothing else fires.
+shifted inputs are scored against their true class, the accuracy alerts of the model and of the classes that
+lose predictions. Nothing else fires.
 
 ``f2`` shifted by two training standard deviations moves the sample model's class mix from about a third each to
 about 0.14 / 0.69 / 0.17 (PSI about 0.58 against the training mix) and its accuracy from 0.89 to 0.60, computed
@@ -15,6 +16,7 @@ import time
 import pytest
 from model_service import contract
 
+from components.monitors.class_quality_rules import CLASS_RECALL_ALERT
 from components.monitors.data_quality_rules import INPUT_QUALITY_ALERT
 from components.monitors.drift_rules import FEATURE_DRIFT_ALERT, PREDICTION_DRIFT_ALERT, observations_by_bin
 from components.monitors.model_rules import ACCURACY_ALERT
@@ -67,16 +69,19 @@ def test_an_informative_shift_fires_prediction_drift_with_its_inputs_drift_and_n
     share = counts[GAINING_CLASS] / sum(counts.values())
     assert share > reference[GAINING_CLASS] + 0.15, (share, reference)
 
-    # Input drift on the shifted feature only, and possibly the accuracy alert and the shifted feature's input
-    # quality (two standard deviations take about 2% of its values past the largest seen in training, over the
-    # 1% a data-quality window tolerates), and nothing else, ever: watched until the accuracy alert's own `for`
-    # has passed as well.
+    # Input drift on the shifted feature only, and nothing else but what the shift does to the model: accuracy,
+    # the recall of the classes that lose predictions to the gaining one (never the gaining class's), and the
+    # shifted feature's input quality (two standard deviations take about 2% of its values past the largest seen
+    # in training, over the 1% a data-quality window tolerates). Watched until the accuracy alerts' own `for` has
+    # passed as well.
+    losing = sorted(set(reference) - {GAINING_CLASS})
     expected = {(FEATURE_DRIFT_ALERT, SHIFTED_FEATURE), (PREDICTION_DRIFT_ALERT, contract.PREDICTION_FEATURE),
-                (ACCURACY_ALERT, None), (INPUT_QUALITY_ALERT, SHIFTED_FEATURE)}
+                (ACCURACY_ALERT, None), (INPUT_QUALITY_ALERT, SHIFTED_FEATURE),
+                *((CLASS_RECALL_ALERT, name) for name in losing)}
     watch_until = time.monotonic() + seconds(trio, "15m") + 3 * seconds(trio, monitors.evaluation_interval)
     seen: set[tuple[str, str | None]] = set()
     while time.monotonic() < watch_until:
-        now = {(a["alertname"], a.get("feature")) for a in firing(trio)}
+        now = {(a["alertname"], a.get("feature", a.get(contract.LABEL_ACTUAL_CLASS))) for a in firing(trio)}
         assert now <= expected, f"unexpected alerts: {now - expected}"
         seen |= now
         time.sleep(0.5)
