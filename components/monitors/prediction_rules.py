@@ -59,9 +59,10 @@ def mean_confidence(window: str) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class ConfidenceSettings:
-    """The confidence floor, its window and the predictions the window needs before it may alert."""
+    """The confidence window, its floor (none: recorded, never alerted on) and the predictions the window needs
+    before it may alert."""
 
-    floor: float
+    floor: float | None
     window: str
     min_predictions: int
 
@@ -75,29 +76,37 @@ def confidence_rule_group(
     runbooks: RunbookLinks,
     interval: str | None = None,
 ) -> RuleGroup:
-    """Mean confidence over the window, its floor and ``ModelConfidenceBelowFloor``."""
+    """Mean confidence over the window, and with a floor, the floor and ``ModelConfidenceBelowFloor``.
+
+    The mean is recorded whether or not a floor is set: the dashboard draws it for every model, and a team reads
+    its model's usual level off it before choosing a floor."""
     window = settings.window
     rendered = scale.render(window)
     group = by(MODEL_GROUP)
     histogram = contract.PREDICTION_CONFIDENCE.name
     volume = selector(predictions(window), **scope)
     mean = selector(mean_confidence(window), **scope)
+    means = (
+        RecordingRule(
+            record=predictions(window),
+            expr=f"sum by {group} (increase({selector(f'{histogram}_count', **scope)}[{rendered}]))",
+        ),
+        RecordingRule(
+            record=mean_confidence(window),
+            expr=(
+                f"sum by {group} (increase({selector(f'{histogram}_sum', **scope)}[{rendered}]))\n"
+                f"/ on {group}\n({volume} > 0)"
+            ),
+        ),
+        RecordingRule(record=CONFIDENCE_OVER_WINDOW, expr=mean, labels={WINDOW_LABEL: window}),
+    )
+    if settings.floor is None:
+        return RuleGroup(name=name, interval=interval, rules=means)
     return RuleGroup(
         name=name,
         interval=interval,
         rules=(
-            RecordingRule(
-                record=predictions(window),
-                expr=f"sum by {group} (increase({selector(f'{histogram}_count', **scope)}[{rendered}]))",
-            ),
-            RecordingRule(
-                record=mean_confidence(window),
-                expr=(
-                    f"sum by {group} (increase({selector(f'{histogram}_sum', **scope)}[{rendered}]))\n"
-                    f"/ on {group}\n({volume} > 0)"
-                ),
-            ),
-            RecordingRule(record=CONFIDENCE_OVER_WINDOW, expr=mean, labels={WINDOW_LABEL: window}),
+            *means,
             RecordingRule(
                 record=CONFIDENCE_FLOOR,
                 expr=f"{settings.floor} * group by {group} ({selector(contract.MODEL_INFO.name, **scope)})",

@@ -1,7 +1,8 @@
 """The rule groups that follow a model's quality beyond overall accuracy: per-class recall and precision, mean
 confidence and age, and the drift windows' per-bin counts under their roles for the dashboard's distributions.
 
-Optional alerts are left out when unset: no confidence floor, no confidence group; no maximum age, no age group.
+Optional alerts are left out when unset: no confidence floor, only the mean confidence is recorded; no maximum
+age, no age group.
 """
 
 from __future__ import annotations
@@ -35,18 +36,17 @@ def quality_rule_groups(
     runbooks: RunbookLinks,
     interval: str | None = None,
 ) -> list[RuleGroup]:
-    """``<job>-class-quality``, ``<job>-confidence`` (with a floor), ``<job>-model-age`` (with a maximum age) and
-    ``<job>-distributions``."""
+    """``<job>-class-quality``, ``<job>-confidence`` (its alert with a floor), ``<job>-model-age`` (with a maximum
+    age) and ``<job>-distributions``."""
     common: dict[str, Any] = {"scope": scope, "interval": interval}
     groups = [class_quality_rule_group(class_quality_settings(settings), name=f"{job}-class-quality", scale=scale,
                                        runbooks=runbooks, **common)]
     confidence = settings.confidence
-    if confidence.floor is not None:
-        groups.append(confidence_rule_group(
-            ConfidenceSettings(floor=confidence.floor, window=confidence.window,
-                               min_predictions=confidence.min_predictions),
-            name=f"{job}-confidence", scale=scale, runbooks=runbooks, **common,
-        ))
+    groups.append(confidence_rule_group(
+        ConfidenceSettings(floor=confidence.floor, window=confidence.window,
+                           min_predictions=confidence.min_predictions),
+        name=f"{job}-confidence", scale=scale, runbooks=runbooks, **common,
+    ))
     if settings.max_model_age is not None:
         groups.append(model_age_rule_group(settings.max_model_age, name=f"{job}-model-age", scale=scale,
                                            runbooks=runbooks, **common))

@@ -4,7 +4,8 @@ The stack file is the real ``stacks/Pulumi.existing.yaml``; the test changes onl
 provide as a user's cluster would, each for a reason stated below:
 
 - the cluster's kubeconfig context points at the node, and its StorageClass is the node's (local volumes);
-- the model image is the one built from ``model-service/Dockerfile`` here (the model's ``image``: nothing to push);
+- the model image is the one built from ``model-service/Dockerfile`` here (the model's ``image``: nothing to push),
+  the rest of the model's settings as the stack file has them;
 - the chart comes from the unpacked copy in ``../shared`` (no chart repository is reachable);
 - Grafana is off: it cannot be built here (its Go module is AGPL), so the dashboards are proven by running
   their queries against this Prometheus, as Grafana would send them;
@@ -65,17 +66,18 @@ def model_image() -> NodeImage:
     return built_image(IMAGE_REPOSITORY, tag, hint)
 
 
-def _existing_cluster_section() -> dict[str, Any]:
+def _existing_section(key: str) -> dict[str, Any]:
     config, _ = load_stack_file(STACKS_DIR / f"Pulumi.{STACK}.yaml")
-    return dict(yaml.safe_load(config[f"{PROJECT}:cluster"]))
+    return dict(yaml.safe_load(config[f"{PROJECT}:{key}"]))
 
 
 def node_overrides(image: NodeImage, ca_bundle: str) -> dict[str, Any]:
     """The test's changes to the stack's configuration (see the module's docstring for why each is needed)."""
+    sample = _existing_section("models")[SAMPLE_MODEL_NAME] or {}
     return {
-        "cluster": {**_existing_cluster_section(), "storageClass": STORAGE_CLASS},
-        "models": {SAMPLE_MODEL_NAME: {"image": image.ref.removeprefix("docker.io/library/"),
-                                       "monitors": {"timeScale": TIME_SCALE}}},
+        "cluster": {**_existing_section("cluster"), "storageClass": STORAGE_CLASS},
+        "models": {SAMPLE_MODEL_NAME: {**sample, "image": image.ref.removeprefix("docker.io/library/"),
+                                       "monitors": {**sample.get("monitors", {}), "timeScale": TIME_SCALE}}},
         "monitoring": {
             "chart": {"path": str(chart_dir())},
             "extraValues": {
