@@ -15,8 +15,8 @@ export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.state
 export PULUMI_CONFIG_PASSPHRASE_FILE ?= $(CURDIR)/.state/passphrase
 PYTEST_ARGS ?=
 
-.PHONY: up destroy preview doctor extras env outputs render venv dev tools test test-unit-then-node \
-	test-e2e-then-engine-and-service lint \
+.PHONY: up destroy preview doctor extras env outputs render venv dev tools test lane-unit-engine-service lane-e2e \
+	lane-node lint \
 	engine-test node-test
 
 $(VENV)/.installed: pyproject.toml requirements.txt model-service/pyproject.toml
@@ -88,21 +88,22 @@ lint: dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy components
 
-# Every suite, in two lanes side by side, each printed whole when it ends; the run fails if either does. Each lane
-# pairs suites that mostly wait on servers they started (the end-to-end modules, three at a time; the real node)
-# with suites that keep a core busy (the unit tests under mocks; the real engine and the sample service's suite),
-# and the two lanes take about as long.
+# Every suite, in three lanes side by side, each printed whole when it ends; the run fails if any does. Two lanes
+# mostly wait on servers they started (the end-to-end modules, three at a time; the real node), the third keeps a
+# core busy (the unit tests under mocks, the real engine, the sample service's suite with its image build steps).
 test: dev tools lint
-	$(MAKE) --no-print-directory -j2 --output-sync=target test-unit-then-node test-e2e-then-engine-and-service
+	$(MAKE) --no-print-directory -j3 --output-sync=target lane-unit-engine-service lane-e2e lane-node
 
-test-unit-then-node:
+lane-unit-engine-service:
 	$(VENV)/bin/python -m pytest -m 'not e2e' $(PYTEST_ARGS)
-	$(VENV)/bin/python -m pytest -m node tests/node $(PYTEST_ARGS)
-
-test-e2e-then-engine-and-service:
-	$(VENV)/bin/python -m pytest -m e2e --numprocesses 3 --dist loadfile $(PYTEST_ARGS)
 	$(VENV)/bin/python -m pytest -m engine tests/engine $(PYTEST_ARGS)
 	cd model-service && ../$(VENV)/bin/python -m pytest -m 'image or not image' $(PYTEST_ARGS)
+
+lane-e2e:
+	$(VENV)/bin/python -m pytest -m e2e --numprocesses 3 --dist loadfile $(PYTEST_ARGS)
+
+lane-node:
+	$(VENV)/bin/python -m pytest -m node tests/node $(PYTEST_ARGS)
 
 # The monitors end to end on this machine, for a person: the sample service, Prometheus and Alertmanager as local
 # processes, normal then drifted traffic, and a drift alert printed as it goes pending, firing and resolved.

@@ -17,8 +17,10 @@ from typing import Any
 
 import pytest
 import yaml
+from model_service import contract
 
 from components.contracts import PROJECT, Severity
+from components.model.config import SAMPLE_MODEL_NAME
 from components.model.deployment import MODEL_SERVICE_UID
 from components.monitoring.alertmanager import NULL_RECEIVER, receiver_name, severity_receivers
 from components.monitoring.config import AlertingConfig
@@ -33,6 +35,8 @@ from components.monitors.model_dashboards import config_map_name
 from components.monitors.model_rules import MEMORY_ALERT, MEMORY_NEAR_LIMIT, RESTARTS_ALERT
 from components.monitors.model_slos import AVAILABILITY_ALERT, LATENCY_ALERT
 from components.monitors.overview_dashboard import MODEL_DASHBOARD_TITLE
+from components.monitors.prediction_rules import STALE_ALERT
+from components.monitors.rule_model import parse_duration
 from tests.e2e.dashboard import expand, queries_by_row, query_variables
 from tests.e2e.stack import model_target_labels
 from tests.harness import STACKS_DIR, load_stack_file
@@ -218,6 +222,32 @@ def test_the_operator_scrapes_the_model_through_its_servicemonitor_and_loads_its
          interval=1, diagnose=lambda: str(sorted(g["name"] for g in api.rules())))
 
 
+def test_a_model_older_than_its_maximum_age_fires_model_stale(deployment: Deployment) -> None:
+    """The model image is built reproducibly (``SOURCE_DATE_EPOCH`` in ``scripts/install-node.sh``), so its model
+    counts as trained on that fixed date, months before today and past the stack's maximum age: ``ModelStale``
+    fires from the training time the service exports, with the model's age in days as its value."""
+    api, am = prometheus(deployment), alertmanager(deployment)
+    namespace, job = model_scope(deployment)
+    config, _ = load_stack_file(STACKS_DIR / f"Pulumi.{STACK}.yaml")
+    max_age = yaml.safe_load(config[f"{PROJECT}:models"])[SAMPLE_MODEL_NAME]["monitors"]["maxModelAge"]
+    limit_seconds = parse_duration(max_age) / 1000
+    trained = poll("the model's training time in Prometheus", lambda: api.value(
+        f'max({contract.MODEL_TRAINED_TIMESTAMP.name}{{namespace="{namespace}", job="{job}"}})'),
+        timeout=READY_TIMEOUT, interval=1)
+    assert isinstance(trained, float) and time.time() - trained > limit_seconds, (trained, limit_seconds)
+
+    stale = poll(f"{STALE_ALERT} active in Alertmanager", lambda: [
+        a for a in model_alerts(deployment, am) if a["labels"]["alertname"] == STALE_ALERT],
+        timeout=READY_TIMEOUT, interval=1, diagnose=lambda: json.dumps(api.alerts(), indent=1)[:4000])
+    assert isinstance(stale, list) and len(stale) == 1, stale
+    labels = stale[0]["labels"]
+    assert (labels["severity"], labels["namespace"], labels["job"], labels["model_name"]) == (
+        "warning", namespace, job, SAMPLE_MODEL_NAME), labels
+    assert {r["name"] for r in stale[0]["receivers"]} == routed_receivers(Severity.WARNING)
+    [firing] = [a for a in api.alerts() if a["labels"]["alertname"] == STALE_ALERT and a["state"] == "firing"]
+    assert float(firing["value"]) == pytest.approx((time.time() - trained) / 86_400, abs=0.01), firing
+
+
 def test_the_admission_webhook_refuses_a_broken_rule(deployment: Deployment) -> None:
     namespace, _ = model_scope(deployment)
     broken = {
@@ -323,9 +353,11 @@ def routed_receivers(severity: Severity) -> set[str]:
 
 
 SLO_ALERTS = frozenset({AVAILABILITY_ALERT, LATENCY_ALERT})
-DRIFT_SCENARIO_ALERTS = frozenset({(FEATURE_DRIFT_ALERT, DRIFTED_FEATURE), (INPUT_QUALITY_ALERT, DRIFTED_FEATURE)})
-"""What the drift scenario leaves firing while its traffic goes on: the drift of its feature, and that feature's
-input quality, since a shift of three standard deviations takes about 14% of its values past the training range."""
+BACKGROUND_ALERTS = frozenset({(FEATURE_DRIFT_ALERT, DRIFTED_FEATURE), (INPUT_QUALITY_ALERT, DRIFTED_FEATURE),
+                               (STALE_ALERT, None)})
+"""What fires while the later scenarios run: the drift scenario's alerts, since its traffic goes on (the drift of its
+feature, and that feature's input quality: a shift of three standard deviations takes about 14% of its values past
+the training range), and the model's age (``test_a_model_older_than_its_maximum_age_fires_model_stale``)."""
 
 
 def model_alerts(deployment: Deployment, am: AlertmanagerApi) -> list[dict[str, Any]]:
@@ -425,7 +457,7 @@ def test_memory_held_near_the_limit_fires_the_memory_alert_and_nothing_else(depl
         assert peak is not None and ratio * limit < peak < limit, (peak, ratio, limit)
         # Nothing else of the model's, the drift scenario's alerts aside, which still fire.
         others = {(a["labels"]["alertname"], a["labels"].get("feature")) for a in model_alerts(deployment, am)}
-        assert others <= {(MEMORY_ALERT, None), *DRIFT_SCENARIO_ALERTS}, others
+        assert others <= {(MEMORY_ALERT, None), *BACKGROUND_ALERTS}, others
     finally:
         exec_in(deployment, pod, f"import os, signal\nos.kill(int(open({MEMORY_HOLDER_PID!r}).read()), signal.SIGTERM)")
         holder.join(timeout=60)
@@ -459,7 +491,7 @@ def test_a_container_that_restarts_twice_fires_the_restarts_alert(deployment: De
                                                   if a["labels"]["alertname"] == MEMORY_ALERT],
          timeout=READY_TIMEOUT, interval=1)
     others = {(a["labels"]["alertname"], a["labels"].get("feature")) for a in model_alerts(deployment, am)}
-    assert others <= {(RESTARTS_ALERT, None), *DRIFT_SCENARIO_ALERTS}, others
+    assert others <= {(RESTARTS_ALERT, None), *BACKGROUND_ALERTS}, others
 
 
 # ---------------------------------------------------------------------------------------------------------
