@@ -20,7 +20,7 @@ from components.monitors.distribution_rules import WINDOW_ROLES
 from components.monitors.model_rules import ACCURACY_ALERT
 from tests.e2e.conftest import TIMINGS
 from tests.e2e.dashboard import expand, queries_by_row, query_variables
-from tests.e2e.receiver import Notification
+from tests.e2e.scenario import alerts_of, firing, scope, seconds
 from tests.e2e.stack import Trio
 from tests.processes import poll
 from tests.traffic import HEALTHY, relabelled, scored
@@ -36,23 +36,6 @@ of 80%: the accuracy alert must fire with the class alert, and no other alert ma
 SCORED_ACCURACY = 0.7
 """Feedback right on 70% of the predictions, its errors spread over the other classes: accuracy 70% is under the
 80% floor, while each class's recall stays about 68-71% (the sample's classes are nearly balanced), above 60%."""
-
-
-def seconds(trio: Trio, logical: str) -> float:
-    return trio.scale.seconds(logical)
-
-
-def scope(trio: Trio) -> str:
-    return f'namespace="{trio.declared.namespace}", job="{trio.declared.job}"'
-
-
-def firing(trio: Trio) -> list[dict[str, str]]:
-    """The labels of every alert Prometheus fires now."""
-    return [a["labels"] for a in trio.prom.alerts() if a["state"] == "firing"]
-
-
-def alerts_of(notification: Notification, name: str, status: str) -> list[dict[str, str]]:
-    return [a.labels for a in notification.alerts if a.name == name and a.status == status]
 
 
 def notified_names(trio: Trio, since: float) -> set[str]:

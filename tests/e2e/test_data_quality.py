@@ -20,6 +20,7 @@ from components.monitors.drift_rules import psi as psi_record
 from components.monitors.rule_model import by
 from tests.e2e.conftest import TIMINGS
 from tests.e2e.dashboard import expand, queries_by_row, query_variables
+from tests.e2e.scenario import firing, scope
 from tests.e2e.stack import Trio
 from tests.processes import poll
 from tests.traffic import HEALTHY, out_of_range
@@ -37,16 +38,9 @@ point of the alert: drift does not see such a share, the quality shares do."""
 PANEL = "Input data quality"
 
 
-def scope(trio: Trio) -> str:
-    return f'namespace="{trio.declared.namespace}", job="{trio.declared.job}"'
-
-
-def firing(trio: Trio) -> set[tuple[str, str | None, str | None]]:
+def firing_keys(trio: Trio) -> set[tuple[str, str | None, str | None]]:
     """``(alertname, feature, kind)`` of every alert firing in Prometheus."""
-    return {
-        (a["labels"]["alertname"], a["labels"].get(contract.LABEL_FEATURE), a["labels"].get(contract.LABEL_KIND))
-        for a in trio.prom.alerts() if a["state"] == "firing"
-    }
+    return {(a["alertname"], a.get(contract.LABEL_FEATURE), a.get(contract.LABEL_KIND)) for a in firing(trio)}
 
 
 def check_recorded_shares(trio: Trio) -> None:
@@ -117,7 +111,7 @@ def test_out_of_range_values_fire_that_features_quality_alert_only(trio: Trio) -
     assert all(INPUT_QUALITY_ALERT not in n.names() for n in trio.receiver.notifications("pagerduty", since=onset))
 
     # Prometheus: that feature and kind, and no other alert (no drift either: see SHARE).
-    assert firing(trio) == {(INPUT_QUALITY_ALERT, FEATURE, contract.QUALITY_OUT_OF_RANGE)}, trio.prom.alerts()
+    assert firing_keys(trio) == {(INPUT_QUALITY_ALERT, FEATURE, contract.QUALITY_OUT_OF_RANGE)}, trio.prom.alerts()
     for window in (monitors.drift.short_window, monitors.drift.long_window):
         for record, threshold in ((psi_record(window), PSI_THRESHOLD_SERIES), (js_record(window), JS_THRESHOLD_SERIES)):
             drifted = trio.prom.query(f"{record}{{{selector}}} >= on {by(GROUP_LABELS)} {threshold}{{{selector}}}")
@@ -132,5 +126,5 @@ def test_out_of_range_values_fire_that_features_quality_alert_only(trio: Trio) -
     healed = trio.traffic.onset(trio.traffic.set_profile(HEALTHY))
     deadline = trio.scale.seconds(quality.window) + 90
     trio.receiver.wait_for("webhook", INPUT_QUALITY_ALERT, "resolved", since=healed, timeout=deadline)
-    assert firing(trio) == set(), trio.prom.alerts()
+    assert firing_keys(trio) == set(), trio.prom.alerts()
     assert trio.receiver.errors == []

@@ -66,16 +66,17 @@ def model_image() -> NodeImage:
     return built_image(IMAGE_REPOSITORY, tag, hint)
 
 
-def _existing_section(key: str) -> dict[str, Any]:
+def stack_section(key: str) -> dict[str, Any]:
+    """A section of ``stacks/Pulumi.existing.yaml`` as its file has it (empty when the file sets none)."""
     config, _ = load_stack_file(STACKS_DIR / f"Pulumi.{STACK}.yaml")
-    return dict(yaml.safe_load(config[f"{PROJECT}:{key}"]))
+    return dict(yaml.safe_load(config.get(f"{PROJECT}:{key}", "{}")) or {})
 
 
 def node_overrides(image: NodeImage, ca_bundle: str) -> dict[str, Any]:
     """The test's changes to the stack's configuration (see the module's docstring for why each is needed)."""
-    sample = _existing_section("models")[SAMPLE_MODEL_NAME] or {}
+    sample = stack_section("models")[SAMPLE_MODEL_NAME] or {}
     return {
-        "cluster": {**_existing_section("cluster"), "storageClass": STORAGE_CLASS},
+        "cluster": {**stack_section("cluster"), "storageClass": STORAGE_CLASS},
         "models": {SAMPLE_MODEL_NAME: {**sample, "image": image.ref.removeprefix("docker.io/library/"),
                                        "monitors": {**sample.get("monitors", {}), "timeScale": TIME_SCALE}}},
         "monitoring": {

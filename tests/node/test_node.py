@@ -16,10 +16,9 @@ import time
 from typing import Any
 
 import pytest
-import yaml
 from model_service import contract
 
-from components.contracts import PROJECT, Severity
+from components.contracts import Severity
 from components.model.config import SAMPLE_MODEL_NAME
 from components.model.deployment import MODEL_SERVICE_UID
 from components.monitoring.alertmanager import NULL_RECEIVER, receiver_name, severity_receivers
@@ -39,9 +38,8 @@ from components.monitors.prediction_rules import STALE_ALERT
 from components.monitors.rule_model import parse_duration
 from tests.e2e.dashboard import expand, queries_by_row, query_variables
 from tests.e2e.stack import model_target_labels
-from tests.harness import STACKS_DIR, load_stack_file
 from tests.node.conftest import TIMINGS
-from tests.node.deployment import STACK, Deployment
+from tests.node.deployment import Deployment, stack_section
 from tests.processes import poll
 from tests.prometheus_api import AlertmanagerApi, PrometheusApi
 from tests.traffic import Traffic, drifted
@@ -228,8 +226,7 @@ def test_a_model_older_than_its_maximum_age_fires_model_stale(deployment: Deploy
     fires from the training time the service exports, with the model's age in days as its value."""
     api, am = prometheus(deployment), alertmanager(deployment)
     namespace, job = model_scope(deployment)
-    config, _ = load_stack_file(STACKS_DIR / f"Pulumi.{STACK}.yaml")
-    max_age = yaml.safe_load(config[f"{PROJECT}:models"])[SAMPLE_MODEL_NAME]["monitors"]["maxModelAge"]
+    max_age = stack_section("models")[SAMPLE_MODEL_NAME]["monitors"]["maxModelAge"]
     limit_seconds = parse_duration(max_age) / 1000
     trained = poll("the model's training time in Prometheus", lambda: api.value(
         f'max({contract.MODEL_TRAINED_TIMESTAMP.name}{{namespace="{namespace}", job="{job}"}})'),
@@ -346,9 +343,7 @@ def test_a_deleted_model_pod_is_replaced_scraped_again_and_the_alert_stays(deplo
 
 def routed_receivers(severity: Severity) -> set[str]:
     """The receivers the stack's alerting section routes ``severity`` to (the null receiver when none is set)."""
-    config, _ = load_stack_file(STACKS_DIR / f"Pulumi.{STACK}.yaml")
-    section = yaml.safe_load(config.get(f"{PROJECT}:alerting", "{}")) or {}
-    reached = severity_receivers(AlertingConfig.model_validate(section))[severity]
+    reached = severity_receivers(AlertingConfig.model_validate(stack_section("alerting")))[severity]
     return {receiver_name(r) for r in reached} or {NULL_RECEIVER}
 
 
