@@ -120,9 +120,10 @@ def _shares(feature: Matcher, slot: tuple[str, ...]) -> tuple[str, str]:
     labels = ("model_version", contract.LABEL_FEATURE, contract.LABEL_BIN)
     # The name holds the variable, so it is matched as a label: Grafana replaces the variable before PromQL parses.
     counts = of_model("", Matcher("__name__", f"{OBSERVATIONS_BY_BIN_IN}${WINDOW_VARIABLE}"), feature)
+    # A window without observations has no live shares (rather than 0/0 = NaN bars): its total is kept only above 0.
     live = (
         f"sum {by_cluster(*labels)} ({counts})\n/ ignoring ({contract.LABEL_BIN}) group_left ()\n"
-        f"sum {by_cluster(*labels[:-1])} ({counts})"
+        f"(sum {by_cluster(*labels[:-1])} ({counts}) > 0)"
     )
     training = f"max {by_cluster(*labels)} ({of_model(REFERENCE, feature)})"
     slot_args = ", ".join(f'"{label}"' for label in slot)
