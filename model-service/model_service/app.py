@@ -250,9 +250,10 @@ class ServiceState:
 class MetricsMiddleware:
     """Pure ASGI middleware that records every HTTP request in the interface metrics.
 
-    Pure ASGI (not ``BaseHTTPMiddleware``) because it only wraps ``receive`` and ``send``: no extra task
-    or body buffering per request. Routes are labelled by exact template match, and anything else as
-    ``unmatched``, so unknown paths cannot create series.
+    Pure ASGI (not ``BaseHTTPMiddleware``): no extra task or body buffering per request. Routes are labelled
+    by exact template match, and anything else as ``unmatched``, so unknown paths cannot create series.
+    ``send`` is wrapped for the status and the response's size; ``receive`` only when the request declares no
+    ``Content-Length``, since every wrapper is one more coroutine per message on every request.
     """
 
     def __init__(self, app: ASGIApp, state: ServiceState) -> None:
@@ -268,6 +269,7 @@ class MetricsMiddleware:
         started = time.perf_counter()
         route = self.routes.get(scope["path"], contract.ROUTE_UNMATCHED)
         method = scope["method"] if scope["method"] in self.methods else contract.HTTP_METHOD_OTHER
+        declared = _content_length(scope)
         received = 0
         sent = 0
         code = 500
@@ -278,7 +280,7 @@ class MetricsMiddleware:
             received += len(message.get("body", b""))
             return message
 
-        async def counting_send(message: Message) -> None:
+        async def recording_send(message: Message) -> None:
             nonlocal sent, code
             if message["type"] == "http.response.start":
                 code = message["status"]
@@ -286,19 +288,21 @@ class MetricsMiddleware:
                 sent += len(message.get("body", b""))
             await send(message)
 
-        self.metrics.in_flight.inc()
+        metrics = self.metrics
+        metrics.in_flight += 1
         try:
-            await self.app(scope, counting_receive, counting_send)
+            await self.app(scope, receive if declared is not None else counting_receive, recording_send)
         finally:
-            self.metrics.in_flight.dec()
-            declared = _content_length(scope)
-            self.metrics.observe_request(
-                route,
-                method,
-                code,
-                time.perf_counter() - started,
-                declared if declared is not None else received,
-                sent,
+            metrics.in_flight -= 1
+            metrics.observe_request(
+                (
+                    route,
+                    method,
+                    code,
+                    time.perf_counter() - started,
+                    declared if declared is not None else received,
+                    sent,
+                )
             )
 
 

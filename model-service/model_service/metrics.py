@@ -27,6 +27,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from model_service import contract
 from model_service.artifact import ArtifactMetadata
+from model_service.batching import BatchedInstruments
 from model_service.drift import DriftCollector, DriftCounts
 
 # `_created` series double the count of every counter and histogram child and no rule here uses them.
@@ -42,8 +43,24 @@ def new_registry() -> CollectorRegistry:
     return registry
 
 
+_AnswerInstruments = tuple[Counter, Histogram, Histogram | None, Histogram | None]
+"""The children one (route, method, code) answer touches: its request counter, and its route's duration and,
+for the routes whose sizes are measured, request and response size histograms."""
+
+Answer = tuple[str, str, int, float, int, int]
+"""One answered request as the middleware queues it: route, method, status code, seconds, request and response
+bytes."""
+
+
 class InterfaceMetrics:
-    """HTTP-level instruments: requests, duration, in-flight, sizes, refused bodies, injected faults."""
+    """HTTP-level instruments: requests, duration, in-flight, sizes, refused bodies, injected faults.
+
+    Every request of the service passes here, so its path is kept short: an answered request's counter and
+    histograms are updated in batches (:mod:`model_service.batching`), the children an answer touches are
+    looked up once, as one tuple, and the in-flight gauge reads a plain count when scraped instead of taking
+    a lock twice per request (requests are counted on the event loop's thread; the scrape only reads the
+    number).
+    """
 
     def __init__(
         self,
@@ -52,22 +69,27 @@ class InterfaceMetrics:
         fault_injection: bool,
     ) -> None:
         spec = contract.HTTP_REQUESTS
-        self._requests = Counter(spec.family, spec.help, spec.labels, registry=registry)
+        self._requests = Counter(spec.family, spec.help, spec.labels, registry=None)
         spec = contract.HTTP_REQUEST_DURATION
         self.duration_buckets = contract.latency_buckets(latency_slo_thresholds)
         self._duration = Histogram(
-            spec.family, spec.help, spec.labels, buckets=self.duration_buckets, registry=registry
+            spec.family, spec.help, spec.labels, buckets=self.duration_buckets, registry=None
         )
-        spec = contract.HTTP_REQUESTS_IN_FLIGHT
-        self.in_flight = Gauge(spec.family, spec.help, registry=registry)
         spec = contract.HTTP_REQUEST_SIZE
         self._request_size = Histogram(
-            spec.family, spec.help, spec.labels, buckets=contract.SIZE_BUCKETS_BYTES, registry=registry
+            spec.family, spec.help, spec.labels, buckets=contract.SIZE_BUCKETS_BYTES, registry=None
         )
         spec = contract.HTTP_RESPONSE_SIZE
         self._response_size = Histogram(
-            spec.family, spec.help, spec.labels, buckets=contract.SIZE_BUCKETS_BYTES, registry=registry
+            spec.family, spec.help, spec.labels, buckets=contract.SIZE_BUCKETS_BYTES, registry=None
         )
+        self._answered = BatchedInstruments[Answer](
+            registry, (self._requests, self._duration, self._request_size, self._response_size), self._apply
+        )
+        spec = contract.HTTP_REQUESTS_IN_FLIGHT
+        self.in_flight = 0
+        """Requests being answered now: the middleware adds and removes them, the gauge reads the count."""
+        Gauge(spec.family, spec.help, registry=registry).set_function(lambda: self.in_flight)
         spec = contract.INVALID_REQUESTS
         self._invalid = Counter(spec.family, spec.help, spec.labels, registry=registry)
         self.faults: dict[str, Counter] = {}
@@ -77,42 +99,46 @@ class InterfaceMetrics:
             self.faults = {kind: faults.labels(kind) for kind in contract.FAULT_KINDS}
         # Children are created on first use and kept; the key space is bounded by the contract's routes,
         # methods and the status codes the app emits.
-        self._request_children: dict[tuple[str, str, int], Counter] = {}
-        self._route_children: dict[str, tuple[Histogram, Histogram | None, Histogram | None]] = {}
+        self._answers: dict[tuple[str, str, int], _AnswerInstruments] = {}
         self._size_routes = frozenset(contract.SIZE_ROUTES)
         self._lock = threading.Lock()
 
-    def observe_request(
-        self, route: str, method: str, code: int, seconds: float, request_bytes: int, response_bytes: int
-    ) -> None:
+    def observe_request(self, answer: Answer) -> None:
         """Record one answered request."""
-        key = (route, method, code)
-        counter = self._request_children.get(key)
-        histograms = self._route_children.get(route)
-        if counter is None or histograms is None:
-            with self._lock:
-                counter = self._request_children.setdefault(
-                    key, self._requests.labels(route, method, str(code))
-                )
-                sized = route in self._size_routes
-                histograms = self._route_children.setdefault(
-                    route,
-                    (
-                        self._duration.labels(route),
-                        self._request_size.labels(route) if sized else None,
-                        self._response_size.labels(route) if sized else None,
-                    ),
-                )
-        counter.inc()
-        duration, request_size, response_size = histograms
-        duration.observe(seconds)
-        if request_size is not None and response_size is not None:
-            request_size.observe(request_bytes)
-            response_size.observe(response_bytes)
+        self._answered.record(answer)
+
+    def _apply(self, answers: list[Answer]) -> None:
+        for route, method, code, seconds, request_bytes, response_bytes in answers:
+            instruments = self._answers.get((route, method, code))
+            if instruments is None:
+                instruments = self._new_answer(route, method, code)
+            counter, duration, request_size, response_size = instruments
+            counter.inc()
+            duration.observe(seconds)
+            if request_size is not None and response_size is not None:
+                request_size.observe(request_bytes)
+                response_size.observe(response_bytes)
+
+    def _new_answer(self, route: str, method: str, code: int) -> _AnswerInstruments:
+        sized = route in self._size_routes
+        with self._lock:
+            return self._answers.setdefault(
+                (route, method, code),
+                (
+                    self._requests.labels(route, method, str(code)),
+                    self._duration.labels(route),
+                    self._request_size.labels(route) if sized else None,
+                    self._response_size.labels(route) if sized else None,
+                ),
+            )
 
     def invalid_request(self, route: str, reason: str) -> None:
         """Record a request refused because of its body."""
         self._invalid.labels(route, reason).inc()
+
+
+Batch = tuple[float, list[float]]
+"""One served batch as queued: the inference's seconds and each record's confidence."""
 
 
 class ModelMetrics:
@@ -165,16 +191,18 @@ class ModelMetrics:
         if not prediction_metrics:
             return
         spec = contract.INFERENCE_DURATION
-        self._inference = Histogram(
-            spec.family, spec.help, spec.labels, buckets=contract.INFERENCE_BUCKETS_SECONDS, registry=registry
-        ).labels(name, version)
-        spec = contract.PREDICTIONS
-        predictions = Counter(spec.family, spec.help, spec.labels, registry=registry)
-        self._predictions = [predictions.labels(name, version, c) for c in classes]
+        inference = Histogram(
+            spec.family, spec.help, spec.labels, buckets=contract.INFERENCE_BUCKETS_SECONDS, registry=None
+        )
         spec = contract.PREDICTION_CONFIDENCE
-        self._confidence = Histogram(
-            spec.family, spec.help, spec.labels, buckets=contract.CONFIDENCE_BUCKETS, registry=registry
-        ).labels(name, version)
+        confidence = Histogram(
+            spec.family, spec.help, spec.labels, buckets=contract.CONFIDENCE_BUCKETS, registry=None
+        )
+        self._inference = inference.labels(name, version)
+        self._confidence = confidence.labels(name, version)
+        self._batches = BatchedInstruments[Batch](registry, (inference, confidence), self._apply)
+        # The drift bins count the predicted classes too; their collector also exports them as the predictions
+        # counter (model_predictions_total), so a record's class is counted once.
         self.drift = DriftCounts(metadata.features, metadata.prediction)
         registry.register(DriftCollector(self.drift, name, version))
 
@@ -188,19 +216,16 @@ class ModelMetrics:
         """Record one batch of predictions: inference time, classes, confidences and drift bins."""
         if not self.prediction_metrics:
             return
-        self._inference.observe(inference_seconds)
-        if len(class_indices) == 1:
-            self._predictions[int(class_indices[0])].inc()
-        else:
-            for index, count in enumerate(
-                np.bincount(class_indices, minlength=len(self._predictions)).tolist()
-            ):
-                if count:
-                    self._predictions[index].inc(count)
-        for value in confidence.tolist():
-            self._confidence.observe(value)
+        self._batches.record((inference_seconds, confidence.tolist()))
         assert self.drift is not None
         self.drift.observe(x, class_indices)
+
+    def _apply(self, batches: list[Batch]) -> None:
+        inference, confidence = self._inference, self._confidence
+        for inference_seconds, confidences in batches:
+            inference.observe(inference_seconds)
+            for value in confidences:
+                confidence.observe(value)
 
     def feedback(self, predicted: int, actual: int, version: str | None = None) -> None:
         """Record one scored feedback item, under the version that predicted (default: this replica's)."""

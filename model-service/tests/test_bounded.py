@@ -112,8 +112,7 @@ def test_series_are_exactly_what_the_contract_predicts_and_stay_flat(
 
     state = client.app.state.service
     sizes = (
-        len(state.interface._request_children),
-        len(state.interface._route_children),
+        len(state.interface._answers),
         len(state.runtime.metrics.drift.snapshot()),
         len(list(state.registry.collect())),
     )
@@ -122,8 +121,7 @@ def test_series_are_exactly_what_the_contract_predicts_and_stay_flat(
     second = samples(client)
     assert set(second) == set(first)
     assert sizes == (
-        len(state.interface._request_children),
-        len(state.interface._route_children),
+        len(state.interface._answers),
         len(state.runtime.metrics.drift.snapshot()),
         len(list(state.registry.collect())),
     )
