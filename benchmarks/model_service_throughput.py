@@ -11,7 +11,8 @@ What it measures, in one run, on the same trained artifact, batch size 1, one in
 * ``ours``: ``python -m model_service.serve`` with every metric on (drift bins and input quality included);
 * ``ours-no-input-quality``: the same with ``MODEL_INPUT_QUALITY_METRICS_ENABLED=false`` (no input-quality
   counters; everything else stays);
-* ``ours-no-model-metrics``: the same with ``MODEL_MODEL_METRICS_ENABLED=false`` (interface metrics stay);
+* ``ours-interface-only``: the same with ``MODEL_MODEL_METRICS_ENABLED=false`` too (only the HTTP middleware's
+  interface metrics stay), so that the variants nest and each step is one group of instruments;
 * ``ours-no-instrumentation``: the same app with ``MODEL_INSTRUMENTATION_ENABLED=false``, which updates no
   instrument while ``/predict`` answers (no HTTP middleware, no model or input-quality metrics): the baseline
   every instrument's cost is measured against;
@@ -28,8 +29,14 @@ For each server and cycle: ``wrk -t2 -c8`` for the saturated figures (requests/s
 latency distribution), then an open-loop client at a fixed rate (request ``i`` due at ``i / rate``;
 latency measured from the due time, so queueing is not hidden), then resident memory of the server's
 process tree and the number of series on its ``/metrics``. Servers are interleaved over several cycles
-because the machine is shared and noisy; figures are medians with min-max. Finally the service's series
-count is taken after a realistic traffic mix and again after three times more traffic.
+because the machine is shared and noisy; figures are medians with min-max.
+
+What instrumentation costs is measured apart, since it is a few percent and the machine's speed drifts by more
+than that over minutes: every variant of the service runs at once, and short saturated bursts go to each in
+turn, round after round, so that each round compares them on the same machine; the cost is the median over the
+rounds (with its interquartile range), in throughput and in the server's CPU time per request. The same
+variants are also timed in process, without the HTTP server. Finally the service's series count is taken after
+a realistic traffic mix and again after three times more traffic.
 
 It never asserts: read the figures and the ratios.
 """
@@ -417,6 +424,41 @@ def spread(values: Sequence[float], digits: int = 1) -> str:
     return f"{statistics.median(values):.{digits}f} [{min(values):.{digits}f}-{max(values):.{digits}f}]"
 
 
+def quartiles(values: Sequence[float], digits: int = 1) -> str:
+    """Median and interquartile range: the middle half of the rounds, which one noisy round cannot move."""
+    low, median, high = statistics.quantiles(values, n=4, method="inclusive")
+    return f"{median:.{digits}f} [{low:.{digits}f} to {high:.{digits}f}]"
+
+
+def paired_bursts(
+    servers: list[Server], rounds: int, seconds: float, connections: int, threads: int, script_dir: Path,
+    logs: Path,
+) -> dict[str, list[Saturated]]:
+    """Short saturated runs of every server in turn, round after round, all servers up for the whole phase.
+
+    What instrumentation costs is a few percent, while this machine's speed drifts by tens of percent over
+    minutes (other tenants of the host). Bursts seconds apart see the same machine, so each round gives one paired
+    comparison, and the median over many rounds is what is reported.
+    """
+    for server in servers:
+        server.start(logs)
+    try:
+        for server in servers:
+            run_wrk(server, 3, connections, threads, script_dir)  # warm-up, discarded
+        bursts: dict[str, list[Saturated]] = {server.name: [] for server in servers}
+        for round_ in range(rounds):
+            first = round_ % len(servers)
+            for server in servers[first:] + servers[:first]:
+                cpu_before = server.cpu_seconds()
+                burst = run_wrk(server, seconds, connections, threads, script_dir)
+                burst.cpu_us = (server.cpu_seconds() - cpu_before) / max(burst.requests, 1) * 1e6
+                bursts[server.name].append(burst)
+        return bursts
+    finally:
+        for server in servers:
+            server.stop()
+
+
 def load_average() -> str:
     try:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -427,7 +469,7 @@ def load_average() -> str:
 INSTRUMENTATION_VARIANTS: dict[str, dict[str, bool]] = {
     "ours": {},
     "ours-no-input-quality": {"input_quality_metrics_enabled": False},
-    "ours-no-model-metrics": {"model_metrics_enabled": False},
+    "ours-interface-only": {"input_quality_metrics_enabled": False, "model_metrics_enabled": False},
     "ours-no-instrumentation": {"instrumentation_enabled": False},
 }
 """The service's variants as settings, for the in-process measurement (the servers get the same as variables)."""
@@ -522,6 +564,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--wrk-threads", type=int, default=2)
     parser.add_argument("--skip-mlserver", action="store_true")
+    parser.add_argument("--cost-rounds", type=int, default=20, help="paired rounds measuring instrumentation cost")
+    parser.add_argument("--cost-burst-seconds", type=float, default=3.0)
     parser.add_argument("--in-process-batches", type=int, default=30)
     parser.add_argument("--in-process-requests", type=int, default=1000, help="requests per in-process batch")
     args = parser.parse_args(argv)
@@ -569,7 +613,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     servers = [
         ours("ours", {}),
         ours("ours-no-input-quality", {"MODEL_INPUT_QUALITY_METRICS_ENABLED": "false"}),
-        ours("ours-no-model-metrics", {"MODEL_MODEL_METRICS_ENABLED": "false"}),
+        ours(
+            "ours-interface-only",
+            {"MODEL_INPUT_QUALITY_METRICS_ENABLED": "false", "MODEL_MODEL_METRICS_ENABLED": "false"},
+        ),
         ours("ours-no-instrumentation", {"MODEL_INSTRUMENTATION_ENABLED": "false"}),
     ]
     if not args.skip_mlserver:
@@ -610,7 +657,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\n".join(header), flush=True)
     results = Results()
     for cycle in range(1, args.cycles + 1):
-        for server in servers:
+        # Each cycle starts with the next variant: whatever the machine does at a cycle's start (the previous
+        # server's exit, a job that ends) weighs on every variant in turn rather than always on the first.
+        first = (cycle - 1) % len(servers)
+        for server in servers[first:] + servers[:first]:
             server.start(logs)
             try:
                 run_wrk(server, 3, args.connections, args.wrk_threads, work)  # warm-up, discarded
@@ -669,34 +719,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return results.open_loop[name][i].p99_ms
 
     def row(label: str, value: str) -> None:
-        print(f"  {label:<52}{value}")
+        print(f"  {label:<72}{value}")
 
     print()
     print("ratios (per cycle, median [min-max]):")
-    def cost(on: str, off: str) -> str:
-        return spread([100 * (1 - rps(i, on) / rps(i, off)) for i in range(args.cycles)], 1) + " %"
-
-    row("all metrics cost, 1 - req/s(all) / req/s(none)", cost("ours", "ours-no-instrumentation")
-        + "  (target < 10 %)")
-    row("input-quality counters cost, against all but them", cost("ours", "ours-no-input-quality"))
-    row("model metrics cost, 1 - req/s(on) / req/s(off)", cost("ours", "ours-no-model-metrics"))
-    row("interface metrics cost, no model metrics against none",
-        cost("ours-no-model-metrics", "ours-no-instrumentation"))
-    def cpu(i: int, name: str) -> float:
-        return results.saturated[name][i].cpu_us
-
-    def cpu_cost(on: str, off: str) -> str:
-        return spread([100 * (cpu(i, on) / cpu(i, off) - 1) for i in range(args.cycles)], 1) + " %"
-
-    row("all metrics, server CPU per request: all / none - 1", cpu_cost("ours", "ours-no-instrumentation")
-        + "  (target < 10 %)")
-    row("input-quality counters, CPU per request", cpu_cost("ours", "ours-no-input-quality"))
-    row("model metrics, CPU per request", cpu_cost("ours", "ours-no-model-metrics"))
-    row("interface metrics, CPU per request", cpu_cost("ours-no-model-metrics", "ours-no-instrumentation"))
     row("p99 saturated, all / none", paired("ours", "ours-no-instrumentation", p99_sat))
     row(f"p99 at {args.rate:g} req/s, all / none", paired("ours", "ours-no-instrumentation", p99_open))
-    row("p99 saturated, on / off", paired("ours", "ours-no-model-metrics", p99_sat))
-    row(f"p99 at {args.rate:g} req/s, on / off", paired("ours", "ours-no-model-metrics", p99_open))
     for peer in ("mlserver-pw0", "mlserver-pw1"):
         if peer in results.saturated:
             target = "  (target >= 1.4)" if peer == "mlserver-pw0" else ""
@@ -705,6 +733,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             row(f"ours / {peer}: p99 at {args.rate:g} req/s", paired("ours", peer, p99_open))
     worst = max(o.p99_ms for o in results.open_loop["ours"])
     print(f"  ours p99 at {args.rate:g} req/s, worst cycle: {worst:.2f} ms  (target < 20 ms, aim < 5 ms)")
+    instrumented = [server for server in servers if server.name in INSTRUMENTATION_VARIANTS]
+    bursts = paired_bursts(instrumented, args.cost_rounds, args.cost_burst_seconds, args.connections,
+                           args.wrk_threads, work, logs)
+
+    def burst_cost(on: str, off: str, measure: Callable[[Saturated, Saturated], float]) -> str:
+        return quartiles([measure(a, b) for a, b in zip(bursts[on], bursts[off], strict=True)]) + " %"
+
+    def throughput(on: Saturated, off: Saturated) -> float:
+        return 100 * (1 - on.rps / off.rps)
+
+    def cpu(on: Saturated, off: Saturated) -> float:
+        return 100 * (on.cpu_us / off.cpu_us - 1)
+
+    print()
+    print(f"instrumentation cost, from {args.cost_rounds} rounds of {args.cost_burst_seconds:g} s saturated bursts, "
+          "every variant in turn")
+    print("(median [interquartile range] over the rounds of the paired cost):")
+    cost_steps = (
+        ("all metrics, against none", "ours", "ours-no-instrumentation", "  (target < 10 %)"),
+        ("the interface metrics, against none", "ours-interface-only", "ours-no-instrumentation", ""),
+        ("the model metrics, against the interface metrics", "ours-no-input-quality", "ours-interface-only", ""),
+        ("the input-quality counters, against all but them", "ours", "ours-no-input-quality", ""),
+    )
+    for label, on, off, target in cost_steps:
+        row(f"{label}: throughput", burst_cost(on, off, throughput) + target)
+        row(f"{label}: CPU per request", burst_cost(on, off, cpu) + target)
+    for server in instrumented:
+        runs = bursts[server.name]
+        row(f"{server.name} in the bursts", f"{quartiles([r.rps for r in runs], 0)} req/s, "
+            f"{quartiles([r.cpu_us for r in runs], 1)} us CPU/req")
 
     print()
     print(f"in-process /predict, the app alone (no HTTP server), min over {args.in_process_batches} batches of "
@@ -713,12 +771,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, micros in costs.items():
         extra = micros - costs["ours-no-instrumentation"]
         print(f"  {name:<24}{micros:8.1f} us per request  (+{extra:5.1f} us over no instrumentation)")
-    quality = costs["ours"] - costs["ours-no-input-quality"]
-    served = statistics.median(s.cpu_us for s in results.saturated["ours-no-instrumentation"])
-    print(f"  all instruments add {costs['ours'] - costs['ours-no-instrumentation']:.1f} us, the input-quality "
-          f"counters {quality:.1f} us; against the server's median CPU per request without instrumentation "
-          f"({served:.0f} us, HTTP included): {100 * (costs['ours'] - costs['ours-no-instrumentation']) / served:.1f} %"
-          f" and {100 * quality / served:.1f} %")
+    served = statistics.median(burst.cpu_us for burst in bursts["ours-no-instrumentation"])
+    steps = (
+        ("every instrument", "ours", "ours-no-instrumentation"),
+        ("the interface metrics (HTTP middleware)", "ours-interface-only", "ours-no-instrumentation"),
+        ("the model metrics", "ours-no-input-quality", "ours-interface-only"),
+        ("the input-quality counters", "ours", "ours-no-input-quality"),
+    )
+    print(f"  against the server's median CPU per request without instrumentation in the bursts ({served:.0f} us, "
+          "HTTP included):")
+    for label, on, off in steps:
+        extra = costs[on] - costs[off]
+        print(f"    {label:<44}{extra:6.1f} us  {100 * extra / served:5.1f} %")
     print()
     print("series exposed by one replica of the service (metrics on) after a realistic run")
     print("(predict with gradual drift, feedback on half the predictions, 5 % malformed, probes, scrapes):")
