@@ -46,7 +46,7 @@ from components.contracts import CLUSTER_LABEL, MODEL_LABEL, SLO_STORE_LABEL
 from components.monitors.config import ModelMonitorsConfig
 from components.monitors.model_monitors import slo_settings
 from components.monitors.model_slos import model_slos
-from components.monitors.rule_model import AlertingRule, RecordingRule, RuleGroup
+from components.monitors.rule_model import AlertingRule, RecordingRule, RuleGroup, format_duration, parse_duration
 from components.monitors.slo_rules import (
     SLO_INFO,
     SLOTH_ID,
@@ -194,8 +194,7 @@ def sloth_duration(logical: str) -> str:
     >>> sloth_duration("28d"), sloth_duration("30d")
     ('4w', '30d')
     """
-    days = int(logical.removesuffix("d"))
-    return f"{days // 7}w" if days % 7 == 0 else logical
+    return format_duration(parse_duration(logical))
 
 
 def sloth_record(record: str, period: str) -> str:

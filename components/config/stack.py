@@ -163,7 +163,7 @@ class StackConfig(Section):
 
 
 def _duration(milliseconds: int) -> str:
-    """A duration as the stack file spells windows: ``30d`` rather than Prometheus' canonical ``4w2d``."""
+    """A duration as the stack file spells windows, whole days as days: ``28d`` rather than Prometheus' ``4w``."""
     day = 86_400_000
     return f"{milliseconds // day}d" if milliseconds % day == 0 else format_duration(milliseconds)
 

@@ -17,7 +17,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import yaml
 
@@ -48,18 +48,27 @@ def parse_duration(text: str) -> int:
     return sum(int(value) * unit for value, (_, unit) in zip(match.groups(), _UNITS_MS, strict=True) if value)
 
 
+_WHOLE_ONLY: Final = frozenset({"y", "w"})
+"""Units Prometheus prints only when the whole duration is a multiple of them (``30d``, not ``4w2d``)."""
+
+
 @functools.lru_cache(maxsize=1024)
 def format_duration(milliseconds: int) -> str:
-    """Render milliseconds the way Prometheus prints durations: largest units first, no zero parts.
+    """Render milliseconds the way Prometheus prints durations (``model.Duration.String``): largest units first,
+    no zero parts, years and weeks only when the duration is whole years or weeks.
 
     >>> format_duration(5_400_000), format_duration(36_000), format_duration(300), format_duration(864_000)
     ('1h30m', '36s', '300ms', '14m24s')
+    >>> format_duration(30 * 86_400_000), format_duration(28 * 86_400_000), format_duration(366 * 86_400_000)
+    ('30d', '4w', '366d')
     """
     if milliseconds <= 0:
         raise ValueError(f"a duration must be positive, got {milliseconds} ms")
     parts = []
     rest = milliseconds
     for unit, size in _UNITS_MS:
+        if unit in _WHOLE_ONLY and rest % size:
+            continue
         count, rest = divmod(rest, size)
         if count:
             parts.append(f"{count}{unit}")
