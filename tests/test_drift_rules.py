@@ -18,6 +18,7 @@ import pytest
 from model_service import contract
 from scipy.spatial.distance import jensenshannon
 
+from components.contracts import TRACK_CANARY, TRACK_SERIES_LABEL, TRACK_STABLE
 from components.monitors.config import ModelMonitorsConfig
 from components.monitors.drift_rules import FEATURE_DRIFT_ALERT, PREDICTION_DRIFT_ALERT, js_distance, psi
 from components.monitors.rule_model import AlertingRule, RuleGroup, selector
@@ -75,15 +76,16 @@ def counter_series(feature: str, cumulative: Sequence[Sequence[float]]) -> list[
     ]
 
 
-def identity(feature: str) -> str:
-    labels = {"namespace": NAMESPACE, "job": MODEL, **MODEL_LABELS, "feature": feature}
+def identity(feature: str, version: str = VERSION) -> str:
+    labels = {"namespace": NAMESPACE, "job": MODEL, **MODEL_LABELS, contract.LABEL_MODEL_VERSION: version,
+              "feature": feature}
     return "{" + ", ".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
 
 
-def close_to(expr: str, value: float, eval_time: str, feature: str) -> dict[str, Any]:
+def close_to(expr: str, value: float, eval_time: str, feature: str, version: str = VERSION) -> dict[str, Any]:
     """A promql_expr_test that passes when ``expr`` is within the tolerance of ``value``."""
     return {"expr": f"abs({expr} - {value!r}) < bool {TOLERANCE}", "eval_time": eval_time,
-            "exp_samples": [{"labels": identity(feature), "value": 1}]}
+            "exp_samples": [{"labels": identity(feature, version), "value": 1}]}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -391,3 +393,41 @@ def test_the_services_healthy_window_records_low_drift_and_no_alert(tmp_path: Pa
               for t in ("6h30m", "7h") for a in (FEATURE_DRIFT_ALERT, PREDICTION_DRIFT_ALERT)]
     tests = [{"interval": "1m", "input_series": series, "promql_expr_test": checks, "alert_rule_test": alerts}]
     run_rule_tests(tmp_path, drift_group(ModelMonitorsConfig()), tests, evaluation_interval_ms=MINUTE)
+
+
+@pytest.mark.tools
+def test_a_canarys_version_drifts_on_its_own(tmp_path: Path):
+    """A canary serves its own version beside the stable one, in the same job. The drift rules group by version
+    (the contract's drift labels), so feature drift per version needs no rule of the canary group: the canary's
+    drifted inputs give its version its own PSI, JS distance and alert, and the stable version's stay at 0."""
+    minutes = 7 * 60
+    served = {VERSION: (TRACK_STABLE, HEALTHY), "1.1.0": (TRACK_CANARY, SHIFTED)}
+    series: list[dict[str, str]] = []
+    for version, (track, per_minute) in served.items():
+        labels = {**TARGET, "pod": f"{MODEL}-{track}-0", TRACK_SERIES_LABEL: track, **MODEL_LABELS,
+                  contract.LABEL_MODEL_VERSION: version, "feature": "f0"}
+        for index, (count, share) in enumerate(zip(per_minute, REFERENCE, strict=True)):
+            bin_labels = {**labels, contract.LABEL_BIN: contract.bin_label(index)}
+            series.append({"series": selector(contract.DRIFT_BIN_OBSERVATIONS.name, **bin_labels),
+                           "values": f"0+{count}x{minutes}"})
+            series.append({"series": selector(contract.DRIFT_BIN_REFERENCE_RATIO.name, **bin_labels),
+                           "values": f"{share!r}x{minutes}"})
+    shifted = [count / sum(SHIFTED) for count in SHIFTED]
+    expected = {VERSION: (0.0, 0.0), "1.1.0": (numpy_psi(shifted, REFERENCE), scipy_js(shifted, REFERENCE))}
+    at = f"{minutes - 10}m"
+    checks = [
+        close_to(f"{statistic(window)}{identity('f0', version)}", value, at, "f0", version)
+        for version, values in expected.items()
+        for statistic, value in zip((psi, js_distance), values, strict=True)
+        for window in ("1h", "6h")
+    ]
+    groups = drift_group(ModelMonitorsConfig())
+    canary = {"namespace": NAMESPACE, "job": MODEL, **MODEL_LABELS, contract.LABEL_MODEL_VERSION: "1.1.0",
+              "feature": "f0"}
+    firing = [expected_alert(drift_alert(groups, FEATURE_DRIFT_ALERT, statistic), canary, value)
+              for statistic, value in zip(("psi", "js_distance"), expected["1.1.0"], strict=True)]
+    assert min(expected["1.1.0"]) > max(ModelMonitorsConfig().drift.psi_threshold,
+                                        ModelMonitorsConfig().drift.js_distance_threshold)
+    tests = [{"interval": "1m", "input_series": series, "promql_expr_test": checks,
+              "alert_rule_test": [{"eval_time": at, "alertname": FEATURE_DRIFT_ALERT, "exp_alerts": firing}]}]
+    run_rule_tests(tmp_path, groups, tests, evaluation_interval_ms=MINUTE)

@@ -5,6 +5,8 @@ Every series scraped from a model's pod carries the pod's track (``TRACK_SERIES_
 these rules record, per track, the interface SLIs of ``/predict`` (error ratio, a latency quantile), the
 accuracy on scored feedback and the shares of predicted classes, and the Jensen-Shannon distance of each track's
 shares to the stable's (the drift rules' formula, ``drift_rules.js_distance_expr``; the stable's own is 0).
+Feature drift needs no rule here: the drift rules already group by model version (the contract's drift labels),
+so a canary serving its own version has its own PSI, JS distance and ``ModelFeatureDrift`` against training.
 
 Accuracy is per version, not per scoring pod: the Service sends a prediction's feedback to a pod of either
 track, which counts it under the version the id names (``MODEL_ACCEPTED_VERSIONS``); a track's accuracy is that

@@ -244,11 +244,13 @@ def alerting_config(stack_file: Path, *, time_scale: float) -> AlertingConfig:
     })
 
 
-def train_artifact(directory: Path) -> Path:
-    """The sample model, trained by its own command (what the image's build step runs)."""
+def train_artifact(directory: Path, version: str | None = None) -> Path:
+    """The sample model, trained by its own command (what the image's build step runs), as ``version`` if given
+    (what another image's build would name it)."""
     if not (directory / "metadata.json").exists():
         subprocess.run(
-            [sys.executable, "-m", "model_service.train", "--output", str(directory)],
+            [sys.executable, "-m", "model_service.train", "--output", str(directory),
+             *(["--model-version", version] if version else [])],
             check=True, capture_output=True, timeout=300,
         )
     return directory
