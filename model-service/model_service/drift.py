@@ -292,8 +292,8 @@ class DriftCollector(Collector):
     """Exports :class:`DriftCounts` as the contract's bin counters and reference gauges, and its prediction
     bins as well as the contract's predictions counter.
 
-    A custom collector rather than one ``Counter`` child per bin: the counts already live in a list updated
-    once per request, and exposition turns them into samples only when scraped. The predicted class of every
+    A custom collector rather than one ``Counter`` child per bin: the counts already live in one array,
+    updated in bulk, and exposition turns them into samples only when scraped. The predicted class of every
     record is counted once, in the prediction's bins, and exported under both names: a second ``Counter`` for
     the same events would cost every request one more increment for no new information.
     """
