@@ -31,6 +31,11 @@ APPLY_EVERY = 256
 application long enough to stay in cache."""
 
 
+QUEUE_BELOW_ROWS = 4
+"""Batches of records with fewer rows are queued by :meth:`UpdateQueue.record_rows`; larger ones are applied
+at once, their rows already sharing numpy's per-call overhead."""
+
+
 class UpdateQueue(Generic[Update]):
     """Updates queued one per request and handed to ``apply`` as a list, in the order they came.
 
@@ -48,6 +53,14 @@ class UpdateQueue(Generic[Update]):
         queue.append(update)
         if len(queue) >= APPLY_EVERY:
             self.apply_queued()
+
+    def record_rows(self, update: Update, rows: int) -> None:
+        """Queue the update of a batch of ``rows`` records if it is small (``QUEUE_BELOW_ROWS``), else apply
+        it at once: the queue is for what costs more counted alone than counted with others."""
+        if rows < QUEUE_BELOW_ROWS:
+            self.record(update)
+        else:
+            self._apply([update])
 
     def apply_queued(self) -> None:
         """Apply every update queued so far."""

@@ -208,9 +208,6 @@ class DriftCounts:
     observed before it.
     """
 
-    QUEUE_BELOW_ROWS = 4
-    """Batches of fewer rows are queued; larger ones are binned at once."""
-
     def __init__(self, features: Sequence[FeatureReference], prediction: PredictionReference) -> None:
         if not features:
             raise ValueError("at least one feature reference is required")
@@ -240,10 +237,7 @@ class DriftCounts:
         """Count a batch: ``x`` has one row per record and one column per feature, ``predicted`` the
         class index of each row. Values must be finite (the API rejects others before they get here);
         neither array may change afterwards, as a small batch is counted later."""
-        if len(x) < self.QUEUE_BELOW_ROWS:
-            self._queue.record((x, predicted))
-        else:
-            self._count([(x, predicted)])
+        self._queue.record_rows((x, predicted), len(x))
 
     def _count(self, batches: list[tuple[NDArray[np.float64], NDArray[np.intp]]]) -> None:
         x = np.concatenate([rows for rows, _ in batches])

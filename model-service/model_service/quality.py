@@ -101,16 +101,10 @@ class InputQualityMetrics:
         self._high = np.array([math.inf if f.maximum is None else f.maximum for f in metadata.features])
         self._max_batch_size = max_batch_size
 
-    QUEUE_BELOW_ROWS = 4
-    """Batches of fewer rows are queued; larger ones are compared at once."""
-
     def observe_accepted(self, x: NDArray[np.float64]) -> None:
         """Count a batch about to be served (finite values, one column per feature, in the model's order); it
         must not change afterwards, as a small batch is counted later."""
-        if len(x) < self.QUEUE_BELOW_ROWS:
-            self._served.record(x)
-        else:
-            self._count_served([x])
+        self._served.record_rows(x, len(x))
 
     def _count_served(self, batches: list[NDArray[np.float64]]) -> None:
         x = np.concatenate(batches)

@@ -7,7 +7,7 @@ import threading
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from model_service.batching import APPLY_EVERY, BatchedInstruments
+from model_service.batching import APPLY_EVERY, QUEUE_BELOW_ROWS, BatchedInstruments, UpdateQueue
 
 BUCKETS = (0.1, 1.0)
 
@@ -59,6 +59,17 @@ def test_the_queue_applies_itself_once_full_so_it_stays_bounded() -> None:
     assert instruments.applied_lists == [APPLY_EVERY], "applied in one list, in bulk"
     instruments.queue.record(0.01)
     assert instruments.scraped("batched_requests_total") == APPLY_EVERY + 1
+
+
+def test_a_small_batch_is_queued_and_a_large_one_applied_at_once() -> None:
+    applied: list[list[str]] = []
+    queue = UpdateQueue[str](applied.append)
+    queue.record_rows("small", QUEUE_BELOW_ROWS - 1)
+    assert applied == []
+    queue.record_rows("large", QUEUE_BELOW_ROWS)
+    assert applied == [["large"]]
+    queue.apply_queued()
+    assert applied == [["large"], ["small"]]
 
 
 def test_the_collector_describes_the_instruments_it_exposes() -> None:
